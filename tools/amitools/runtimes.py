@@ -1,0 +1,46 @@
+"""Finding and launching the MicroPython unix port that runs firmware next to CPython."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from amitools import FIRMWARE, REPO
+
+
+def micropython_binary() -> str:
+    """Path of the unix port: $MICROPYTHON, the venv's, or one on PATH."""
+    env = os.environ.get("MICROPYTHON")
+    if env:
+        return env
+    beside = Path(sys.executable).with_name("micropython")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("micropython")
+    if found:
+        return found
+    raise FileNotFoundError(
+        "MicroPython unix port not found: set MICROPYTHON=/path/to/micropython (see README)"
+    )
+
+
+def micropython_path() -> str:
+    """MICROPYPATH for firmware runs: compiled .mpy first when built, then sources."""
+    return os.pathsep.join([str(REPO / "build" / "mpy"), str(FIRMWARE), ".frozen"])
+
+
+def run_micropython(
+    args: list[str], heap: str = "256K", timeout: float = 300.0
+) -> subprocess.CompletedProcess[str]:
+    """Run the unix port with the firmware on its path and a board-like heap limit."""
+    env = dict(os.environ, MICROPYPATH=micropython_path())
+    return subprocess.run(
+        [micropython_binary(), "-X", "heapsize=" + heap, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

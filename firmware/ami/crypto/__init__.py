@@ -14,6 +14,8 @@ if _choice not in ("auto", "native", "portable"):
 _backend = None
 if _choice != "portable":
     try:
+        import Crypto  # noqa: F401  pycryptodome: checked first so boards never load native
+
         from ami.crypto import native as _backend
     except ImportError:
         if _choice == "native":

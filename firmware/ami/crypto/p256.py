@@ -18,9 +18,9 @@ B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 
-# Window widths: G's table is computed once and cached (64 affine points, about 8 KB), a
+# Window widths: G's table is computed once and cached (32 affine points, 2 KB), a
 # variable point's table is built per call (8 Jacobian points), so it stays small.
-_WG = 8
+_WG = 7
 _WQ = 5
 
 _INF = (1, 1, 0)
@@ -150,33 +150,73 @@ def to_affine(X, Y, Z):
     return X * zi2 % p, Y * zi2 % p * zi % p
 
 
-def _batch_affine(points):
-    """Affine forms of many finite Jacobian points with one inversion (Montgomery's trick)."""
+def _put(buf, i, X, Y, Z):
+    """Store Jacobian point i of a blob of 96-byte records."""
+    o = i * 96
+    buf[o : o + 32] = X.to_bytes(32, "big")
+    buf[o + 32 : o + 64] = Y.to_bytes(32, "big")
+    buf[o + 64 : o + 96] = Z.to_bytes(32, "big")
+
+
+def _get(buf, i):
+    """Jacobian point i of a blob of 96-byte records."""
+    o = i * 96
+    return (
+        int.from_bytes(buf[o : o + 32], "big"),
+        int.from_bytes(buf[o + 32 : o + 64], "big"),
+        int.from_bytes(buf[o + 64 : o + 96], "big"),
+    )
+
+
+def _buffers(count):
+    """The blobs a table of count points is built in: Jacobian records, prefix products and
+    the affine output, allocated together before any arithmetic (see _batch_affine)."""
+    return bytearray(96 * count), bytearray(32 * count), bytearray(64 * count)
+
+
+def _batch_affine(jac, prefix, out, count):
+    """Fill out (64 bytes x || y per point) with the affine forms of the count finite
+    Jacobian points held in jac, with one inversion (Montgomery's trick); returns out.
+
+    Tables are blobs, not lists of integers: a 256-bit integer costs about 130 bytes of a
+    MicroPython heap, and long-lived small objects scattered over the heap leave no room
+    for the next large block: the buffers are allocated before the work for the same reason.
+    """
     p = P
-    prefix = []
     acc = 1
-    for pt in points:
-        prefix.append(acc)
-        acc = acc * pt[2] % p
+    for i in range(count):
+        prefix[32 * i : 32 * i + 32] = acc.to_bytes(32, "big")
+        acc = acc * _get(jac, i)[2] % p
     inv = inv_mod(acc, p)
-    out = [None] * len(points)
-    for i in range(len(points) - 1, -1, -1):
-        X, Y, Z = points[i]
-        zi = inv * prefix[i] % p
+    for i in range(count - 1, -1, -1):
+        X, Y, Z = _get(jac, i)
+        zi = inv * int.from_bytes(prefix[32 * i : 32 * i + 32], "big") % p
         inv = inv * Z % p
         zi2 = zi * zi % p
-        out[i] = (X * zi2 % p, Y * zi2 % p * zi % p)
+        o = i << 6
+        out[o : o + 32] = (X * zi2 % p).to_bytes(32, "big")
+        out[o + 32 : o + 64] = (Y * zi2 % p * zi % p).to_bytes(32, "big")
     return out
 
 
-def _odd_multiples(X, Y, Z, w):
-    """[P, 3P, 5P, ..., (2^(w-1) - 1)P] as Jacobian points."""
-    twice = double(X, Y, Z)
-    out = [(X, Y, Z)]
-    for _ in range((1 << (w - 2)) - 1):
-        last = out[-1]
-        out.append(add(last[0], last[1], last[2], twice[0], twice[1], twice[2]))
-    return out
+def _entry(table, i, negate):
+    """Affine point i of a table blob, negated if asked."""
+    o = i << 6
+    y = int.from_bytes(table[o + 32 : o + 64], "big")
+    return int.from_bytes(table[o : o + 32], "big"), P - y if negate else y
+
+
+def _odd_table(x, y, w):
+    """Affine table of the odd multiples P, 3P, ..., (2^(w-1) - 1)P of the point (x, y)."""
+    count = 1 << (w - 2)
+    jac, prefix, out = _buffers(count)
+    tX, tY, tZ = double(x, y, 1)
+    X, Y, Z = x, y, 1
+    _put(jac, 0, X, Y, Z)
+    for i in range(1, count):
+        X, Y, Z = add(X, Y, Z, tX, tY, tZ)
+        _put(jac, i, X, Y, Z)
+    return _batch_affine(jac, prefix, out, count)
 
 
 _g_table = None
@@ -185,17 +225,18 @@ _g_table = None
 def _gtable():
     global _g_table
     if _g_table is None:
-        _g_table = _batch_affine(_odd_multiples(GX, GY, 1, _WG))
+        _g_table = _odd_table(GX, GY, _WG)
     return _g_table
 
 
 def wnaf(k, w, length):
-    """Width-w NAF digits of k >= 0, least significant first, padded with zeros to length.
+    """Width-w NAF digits of k >= 0, least significant first, zero-padded to length, as a
+    bytearray of two's-complement bytes (w <= 8).
 
     Every non-zero digit is odd with |digit| < 2^(w-1), and any w consecutive digits hold
     at most one non-zero, so a scalar of n bits costs about n / (w + 1) additions.
     """
-    out = [0] * length
+    out = bytearray(length)
     full = 1 << w
     half = full >> 1
     mask = full - 1
@@ -206,7 +247,7 @@ def wnaf(k, w, length):
             if d >= half:
                 d -= full
             k -= d
-            out[i] = d
+            out[i] = d & 0xFF
         k >>= 1
         i += 1
     return out
@@ -219,7 +260,7 @@ def mul_add(u1, u2, qx, qy):
     the four multiplies per addition it saves.
     """
     g = _gtable()
-    q = _batch_affine(_odd_multiples(qx, qy, 1, _WQ)) if u2 else None
+    q = _odd_table(qx, qy, _WQ) if u2 else None
     n1 = wnaf(u1, _WG, 258)
     n2 = wnaf(u2, _WQ, 258)
     X, Y, Z = _INF
@@ -238,12 +279,12 @@ def mul_add(u1, u2, qx, qy):
             Y = (a * (4 * b - X) - 8 * g2 * g2) % p
         d = n1[i]
         if d:
-            pt = g[(d if d > 0 else -d) >> 1]
-            X, Y, Z = add_affine(X, Y, Z, pt[0], pt[1] if d > 0 else p - pt[1])
+            x2, y2 = _entry(g, (256 - d if d & 0x80 else d) >> 1, d & 0x80)
+            X, Y, Z = add_affine(X, Y, Z, x2, y2)
         d = n2[i]
         if d:
-            pt = q[(d if d > 0 else -d) >> 1]
-            X, Y, Z = add_affine(X, Y, Z, pt[0], pt[1] if d > 0 else p - pt[1])
+            x2, y2 = _entry(q, (256 - d if d & 0x80 else d) >> 1, d & 0x80)
+            X, Y, Z = add_affine(X, Y, Z, x2, y2)
     return X, Y, Z
 
 
@@ -263,38 +304,34 @@ def mul_point(k, qx, qy):
 # a meter checking commands from its trust anchor pays 43 doublings instead of 256.
 _TEETH = 6
 _SPACING = 43  # ceil(258 / 6): covers every scalar below 2^258
-_CACHE_KEYS = 4  # comb tables kept for repeatedly used public keys (about 7 KB each)
+_CACHE_KEYS = 2  # comb tables kept for repeatedly used public keys (4 KB each)
 
 
 def comb_table(x, y):
-    """Affine comb table of the point (x, y): entry i = sum of 2^(43 j) P over bits j of i."""
-    bases = [(x, y, 1)]
-    for _ in range(_TEETH - 1):
-        X, Y, Z = bases[-1]
-        for _ in range(_SPACING):
-            X, Y, Z = double(X, Y, Z)
-        bases.append((X, Y, Z))
-    combos = [None]
-    for i in range(1, 1 << _TEETH):
-        top = 0
-        while i >> (top + 1):
-            top += 1
-        rest = i ^ (1 << top)
-        b = bases[top]
-        combos.append(add(*combos[rest], *b) if rest else b)
-    return [None] + _batch_affine(combos[1:])
+    """Comb table blob of the point (x, y): entry i - 1 = sum of 2^(43 j) P over bits j of i."""
+    count = (1 << _TEETH) - 1
+    jac, prefix, out = _buffers(count)
+    X, Y, Z = x, y, 1
+    for t in range(_TEETH):
+        if t:
+            for _ in range(_SPACING):
+                X, Y, Z = double(X, Y, Z)
+        _put(jac, (1 << t) - 1, X, Y, Z)
+        for rest in range(1, 1 << t):  # entries with this tooth on top: base + earlier entry
+            _put(jac, (1 << t) + rest - 1, *add(X, Y, Z, *_get(jac, rest - 1)))
+    return _batch_affine(jac, prefix, out, count)
 
 
 def _comb_columns(k):
     """Comb column indices of k, most significant column first."""
     mask = (1 << _SPACING) - 1
     chunks = [(k >> (_SPACING * i)) & mask for i in range(_TEETH)]
-    out = []
-    for j in range(_SPACING - 1, -1, -1):
+    out = bytearray(_SPACING)
+    for j in range(_SPACING):
         idx = 0
         for i in range(_TEETH - 1, -1, -1):
-            idx = (idx << 1) | ((chunks[i] >> j) & 1)
-        out.append(idx)
+            idx = (idx << 1) | ((chunks[i] >> (_SPACING - 1 - j)) & 1)
+        out[j] = idx
     return out
 
 
@@ -303,18 +340,18 @@ def comb_mul_add(u1, u2, qtable):
     when u2 is 0)."""
     g = _gcomb()
     c1 = _comb_columns(u1)
-    c2 = _comb_columns(u2) if u2 else [0] * _SPACING
+    c2 = _comb_columns(u2) if u2 else bytearray(_SPACING)
     X, Y, Z = _INF
     for j in range(_SPACING):
         X, Y, Z = double(X, Y, Z)
         i = c1[j]
         if i:
-            pt = g[i]
-            X, Y, Z = add_affine(X, Y, Z, pt[0], pt[1])
+            x2, y2 = _entry(g, i - 1, 0)
+            X, Y, Z = add_affine(X, Y, Z, x2, y2)
         i = c2[j]
         if i:
-            pt = qtable[i]
-            X, Y, Z = add_affine(X, Y, Z, pt[0], pt[1])
+            x2, y2 = _entry(qtable, i - 1, 0)
+            X, Y, Z = add_affine(X, Y, Z, x2, y2)
     return X, Y, Z
 
 
@@ -341,7 +378,10 @@ def key_table(x, y):
             return entry[2]
     if (x, y) in _seen:
         _seen.remove((x, y))
-        table = comb_table(x, y)
+        try:
+            table = comb_table(x, y)
+        except MemoryError:  # a small, fragmented heap: verify on the one-shot path instead
+            return None
         _tables.append((x, y, table))
         if len(_tables) > _CACHE_KEYS:
             _tables.pop(0)

@@ -24,6 +24,4 @@ def pytest_terminal_summary(terminalreporter):
     stats = terminalreporter.stats
     passed = len(stats.get("passed", []))
     failed = len(stats.get("failed", [])) + len(stats.get("error", []))
-    terminalreporter.write_line(
-        "cpython-%s: %d passed, %d failed" % (crypto.BACKEND, passed, failed)
-    )
+    terminalreporter.write_line(f"cpython-{crypto.BACKEND}: {passed} passed, {failed} failed")

@@ -5,19 +5,20 @@ from ami.crypto.ct import constant_time_eq
 from ami.crypto.errors import AuthError
 
 
-def _check(key, nonce, tag_len):
+def _check(key, nonce, tag_len, msg_len):
+    """Raise ValueError for a size CCM does not allow (shared with the native backend)."""
     check_key(key)
     if not 7 <= len(nonce) <= 13:
         raise ValueError("CCM nonce must be 7 to 13 bytes")
     if tag_len < 4 or tag_len > 16 or tag_len & 1:
         raise ValueError("CCM tag must be 4 to 16 bytes, even")
+    if msg_len >> (8 * (15 - len(nonce))):
+        raise ValueError("CCM message too long for this nonce size")
 
 
 def _mac(enc, nonce, msg, aad, tag_len):
     """CBC-MAC over B0, the encoded associated data and the message (SP 800-38C A.2)."""
     q = 15 - len(nonce)
-    if len(msg) >> (8 * q):
-        raise ValueError("CCM message too long for this nonce size")
     flags = (0x40 if aad else 0) | ((tag_len - 2) // 2) << 3 | (q - 1)
     blocks = bytes((flags,)) + nonce + len(msg).to_bytes(q, "big")
     if aad:
@@ -52,7 +53,7 @@ def _keystream(enc, nonce, length):
 
 def aes_ccm_encrypt(key, nonce, plaintext, aad=b"", tag_len=8):
     """Encrypt and authenticate: returns ciphertext || tag (tag_len bytes)."""
-    _check(key, nonce, tag_len)
+    _check(key, nonce, tag_len, len(plaintext))
     enc = encryptor(key)
     tag = _mac(enc, nonce, plaintext, aad, tag_len)
     s = _keystream(enc, nonce, len(plaintext))
@@ -63,8 +64,8 @@ def aes_ccm_encrypt(key, nonce, plaintext, aad=b"", tag_len=8):
 
 def aes_ccm_decrypt(key, nonce, data, aad=b"", tag_len=8):
     """Check and decrypt ciphertext || tag; raises AuthError (and reveals nothing) on a bad tag."""
-    _check(key, nonce, tag_len)
     n = len(data) - tag_len
+    _check(key, nonce, tag_len, max(n, 0))
     if n < 0:
         raise AuthError("CCM input shorter than its tag")
     enc = encryptor(key)

@@ -1,4 +1,4 @@
-"""The native backend (CPython only): the same API on pycryptodome and cryptography.
+"""The native backend (CPython only): the same API on cryptography and pycryptodome.
 
 Selected by default on CPython for speed (the head end, the signer and large fleets);
 ``AMI_CRYPTO=portable`` replaces it with the board's code. Input checks that decide what is
@@ -11,13 +11,14 @@ import hmac
 
 from Crypto.Cipher import AES
 from Crypto.Hash import CMAC
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, keywrap
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature,
     encode_dss_signature,
 )
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 from ami.crypto import ccm as _ccm
 from ami.crypto import ecdsa as _ecdsa
@@ -37,25 +38,18 @@ _ECDSA = ec.ECDSA(hashes.SHA256())
 
 def aes_ccm_encrypt(key, nonce, plaintext, aad=b"", tag_len=8):
     """Encrypt and authenticate: returns ciphertext || tag (tag_len bytes)."""
-    _ccm._check(key, nonce, tag_len)
-    c = AES.new(key, AES.MODE_CCM, nonce=nonce, mac_len=tag_len, msg_len=len(plaintext),
-                assoc_len=len(aad))
-    c.update(aad)
-    body, tag = c.encrypt_and_digest(plaintext)
-    return body + tag
+    _ccm._check(key, nonce, tag_len, len(plaintext))
+    return AESCCM(bytes(key), tag_len).encrypt(bytes(nonce), bytes(plaintext), bytes(aad))
 
 
 def aes_ccm_decrypt(key, nonce, data, aad=b"", tag_len=8):
     """Check and decrypt ciphertext || tag; raises AuthError on a bad tag."""
-    _ccm._check(key, nonce, tag_len)
-    n = len(data) - tag_len
-    if n < 0:
+    _ccm._check(key, nonce, tag_len, max(len(data) - tag_len, 0))
+    if len(data) < tag_len:
         raise AuthError("CCM input shorter than its tag")
-    c = AES.new(key, AES.MODE_CCM, nonce=nonce, mac_len=tag_len, msg_len=n, assoc_len=len(aad))
-    c.update(aad)
     try:
-        return c.decrypt_and_verify(data[:n], data[n:])
-    except ValueError:
+        return AESCCM(bytes(key), tag_len).decrypt(bytes(nonce), bytes(data), bytes(aad))
+    except InvalidTag:
         raise AuthError("CCM tag mismatch") from None
 
 

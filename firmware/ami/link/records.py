@@ -1,0 +1,154 @@
+"""Sealed A/B records (docs/protocol.md section 5): state that survives a write torn at any byte.
+
+A record `name` lives in two storage slots, `name.a` and `name.b`, each
+
+    magic "AR" (2) | version 1 (1) | generation (4) | nonce (13) | AES-CCM ciphertext | tag (16)
+
+sealed under the storage key with associated data `name | magic | version | generation`, so a
+slot copied to another record's name or given another generation fails its tag. A write goes
+to the slot not holding the newest valid copy, with that copy's generation plus one; a read
+takes the valid copy with the highest generation. A torn write therefore only ever damages
+the older copy: a read returns the newest complete write or the one before it.
+
+Limits: an attacker who can rewrite the flash can put back an old genuine pair of slots (only
+a monotonic counter outside this storage could tell); one who can only swap or edit slots can
+at most make the older of the two copies win, as a torn write could.
+"""
+
+import struct
+
+from ami.crypto import AuthError, aes_ccm_decrypt, aes_ccm_encrypt, hkdf_sha256
+from ami.ports.storage import MAX_NAME, check_name
+from ami.runtime import const
+
+MAGIC = b"AR"
+VERSION = const(1)
+HEADER_LEN = const(20)  # magic, version, generation, nonce
+NONCE_LEN = const(13)
+TAG_LEN = const(16)
+OVERHEAD = const(36)  # header and tag: a slot is this much longer than its payload
+MAX_GENERATION = const(0xFFFFFFFF)
+MAX_RECORD_NAME = MAX_NAME - 2  # room for the ".a" / ".b" slot suffix
+SLOTS = (".a", ".b")
+STORAGE_KEY_INFO = b"AMI storage key"
+
+
+class RecordCorrupt(Exception):
+    """Slots exist but none holds a valid copy: the state is lost and must not be guessed."""
+
+    reason = "record_corrupt"
+
+    def __init__(self, name, detail="no valid slot"):
+        super().__init__("record_corrupt: %s: %s" % (name, detail))
+        self.name = name
+
+
+def derive_storage_key(device_secret):
+    """The 16-byte storage key: HKDF-SHA-256(device secret, no salt, "AMI storage key")."""
+    if not isinstance(device_secret, (bytes, bytearray)) or not device_secret:
+        raise ValueError("device secret must be non-empty bytes")
+    return hkdf_sha256(bytes(device_secret), b"", STORAGE_KEY_INFO, 16)
+
+
+def check_record_name(name):
+    """Return name if it can name a record (a storage name that leaves room for a slot suffix)."""
+    check_name(name)
+    if len(name) > MAX_RECORD_NAME:
+        raise ValueError("record name must be at most %d characters" % MAX_RECORD_NAME)
+    return name
+
+
+class RecordStore:
+    """Sealed A/B records on a storage port; keeps no copy of any record between calls."""
+
+    def __init__(self, storage, storage_key16, entropy):
+        if not isinstance(storage_key16, (bytes, bytearray)) or len(storage_key16) != 16:
+            raise ValueError("storage key must be 16 bytes")
+        self._storage = storage
+        self._key = bytes(storage_key16)
+        self._entropy = entropy
+
+    def read(self, name):
+        """The newest valid payload, or None if neither slot exists; RecordCorrupt otherwise."""
+        found, _, gen, payload, other = self._scan(check_record_name(name))
+        if not found:
+            return None
+        if gen is None:
+            raise RecordCorrupt(name)
+        if other is not None and other != payload:
+            # Two genuine copies with one generation never come from write(): a splice.
+            raise RecordCorrupt(name, "conflicting copies of generation %d" % gen)
+        return payload
+
+    def generation(self, name):
+        """Generation of the newest valid copy, 0 if never written; RecordCorrupt as read."""
+        found, _, gen, _, _ = self._scan(check_record_name(name))
+        if not found:
+            return 0
+        if gen is None:
+            raise RecordCorrupt(name)
+        return gen
+
+    def write(self, name, payload):
+        """Seal payload (bytes) into the slot not holding the newest valid copy.
+
+        Works whatever the slots hold (a corrupt record is replaced), so a caller that has
+        decided to start over (e.g. after a rejoin) can. Returns the new generation.
+        """
+        check_record_name(name)
+        if not isinstance(payload, (bytes, bytearray)):
+            raise TypeError("record payload must be bytes")
+        _, newest, gen, _, _ = self._scan(name)
+        if gen is None:  # nothing valid: any generation is newer than garbage
+            newest, gen = 1, 0
+        if gen >= MAX_GENERATION:
+            raise OverflowError("record generation exhausted")
+        gen += 1
+        head = MAGIC + struct.pack(">BI", VERSION, gen)
+        nonce = self._entropy.random_bytes(NONCE_LEN)
+        if len(nonce) != NONCE_LEN:
+            raise ValueError("entropy port returned a short nonce")
+        sealed = aes_ccm_encrypt(self._key, nonce, bytes(payload), _aad(name, head), TAG_LEN)
+        self._storage.write(name + SLOTS[1 - newest], head + nonce + sealed)
+        return gen
+
+    def _scan(self, name):
+        """(any slot exists, newest slot index, its generation, its payload, payload of a
+        second valid copy with the same generation or None); generation None if none valid."""
+        found = False
+        best = None
+        gen = None
+        payload = None
+        other = None
+        for i in (0, 1):
+            blob = self._storage.read(name + SLOTS[i])
+            if blob is None:
+                continue
+            found = True
+            opened = self._open(name, blob)
+            if opened is None:
+                continue
+            g, data = opened
+            if gen is None or g > gen:
+                best, gen, payload, other = i, g, data, None
+            elif g == gen:
+                other = data
+        return found, best, gen, payload, other
+
+    def _open(self, name, blob):
+        """(generation, payload) of a valid slot, or None."""
+        if len(blob) < OVERHEAD or blob[:2] != MAGIC or blob[2] != VERSION:
+            return None
+        head = blob[:7]
+        try:
+            data = aes_ccm_decrypt(
+                self._key, blob[7:HEADER_LEN], blob[HEADER_LEN:], _aad(name, head), TAG_LEN
+            )
+        except AuthError:
+            return None
+        return struct.unpack(">I", head[3:7])[0], data
+
+
+def _aad(name, head):
+    # Record names are lower case and the magic is upper case, so name | head is unambiguous.
+    return name.encode() + head

@@ -7,11 +7,21 @@ import sys
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from amitools import selfcheck
+    from amitools import demo
 
-    print("ami demo: the fleet demo arrives with the secure link (issue 3).")
-    print("For now: the firmware crypto, run on CPython and on the MicroPython unix port.\n")
-    return selfcheck.run()
+    return demo.main(args)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from amitools import provision
+
+    prov = provision.provision(args.meters, int(time.time()), seed=args.seed)
+    provision.write(prov, Path(args.out))
+    print(f"provisioned CA, head end and {args.meters} devices into {args.out}")
+    return 0
 
 
 def _vectors(args: argparse.Namespace) -> int:
@@ -28,8 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="ami", description="AMI endpoint emulator tools")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run the demonstration")
+    demo = sub.add_parser("demo", help="a fleet joins and reports over an attacked radio")
+    demo.add_argument("--meters", type=int, default=20)
+    demo.add_argument("--micropython", type=int, default=3, help="meters run on the unix port")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--loss", type=float, default=0.05, help="radio frame loss per link")
+    demo.add_argument("--hours", type=int, default=24, help="simulated reporting time")
+    demo.add_argument("--json", metavar="FILE", help="write the report as JSON")
     demo.set_defaults(func=_demo)
+    prov = sub.add_parser("provision", help="create CA, head end and device key stores")
+    prov.add_argument("--meters", type=int, default=20)
+    prov.add_argument("--out", default="build/provision")
+    prov.add_argument("--seed", type=int, help="reproducible keys (tests only: not secret)")
+    prov.set_defaults(func=_provision)
     vec = sub.add_parser("vectors", help="extract compact test-vector subsets")
     vec.add_argument("--out", default="build/vectors")
     vec.set_defaults(func=_vectors)

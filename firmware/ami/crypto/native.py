@@ -6,6 +6,7 @@ accepted are shared with the portable code, so both backends accept and reject t
 inputs; only the arithmetic differs, and tests cross-check the two.
 """
 
+import binascii
 import hashlib
 import hmac
 
@@ -25,7 +26,6 @@ from ami.crypto import ecdsa as _ecdsa
 from ami.crypto import keywrap as _kw
 from ami.crypto import p256
 from ami.crypto.aes import check_key
-from ami.crypto.crc import crc16
 from ami.crypto.ct import constant_time_eq
 from ami.crypto.errors import AuthError, InvalidKey
 
@@ -97,6 +97,20 @@ def aes_key_unwrap(kek, wrapped):
         return keywrap.aes_key_unwrap(kek, wrapped)
     except keywrap.InvalidUnwrap:
         raise AuthError("key unwrap integrity check failed") from None
+
+
+# CRC-16/KERMIT is CRC-CCITT with reflected input and output: bit-reverse each byte, run
+# binascii's CCITT (C speed), bit-reverse the 16-bit result.
+_REV8 = bytes(int("{:08b}".format(i)[::-1], 2) for i in range(256))
+
+
+def _rev16(v):
+    return _REV8[v & 0xFF] << 8 | _REV8[v >> 8]
+
+
+def crc16(data, crc=0):
+    """CRC-16/KERMIT of data, continuing from a previous result crc."""
+    return _rev16(binascii.crc_hqx(bytes(data).translate(_REV8), _rev16(crc)))
 
 
 def _private(private32):

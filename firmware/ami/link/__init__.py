@@ -1,0 +1,1 @@
+"""The AMI link layer (docs/protocol.md): frame codec, DATA and join payloads."""

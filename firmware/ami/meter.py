@@ -1,0 +1,394 @@
+"""The smart meter: a sans-IO state machine over the secure link.
+
+Bytes, times and events go in; frames to transmit and timer requests come out. The caller
+(a board's main loop, the unix-port node process or the host harness) owns the radio and the
+clock. Every persistent write goes through sealed A/B records, and every rejected frame is
+counted by reason and changes nothing.
+
+States: UNPROVISIONED (no usable key store: refuses everything), IDLE (waiting to join),
+JOINING (request sent), CONFIRMING (confirm sent, waiting for SESSION_START), ACTIVE.
+"""
+
+import struct
+
+from ami.keystore import Keystore, KeystoreError
+from ami.link import frame, messages
+from ami.link.counters import CounterExhausted, RxFloor, TxCounter
+from ami.link.join import DeviceJoin
+from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
+from ami.link.replay import ReplayWindow
+from ami.runtime import const
+
+UNPROVISIONED = "unprovisioned"
+IDLE = "idle"
+JOINING = "joining"
+CONFIRMING = "confirming"
+ACTIVE = "active"
+
+FIRMWARE_VERSION = const(0x000100)
+_SESSION = "session"
+_QUEUE = "queue"
+_CONFIG = "config"
+_TX = "txctr"
+_RX = "rxfloor"
+_MAX_BATCH = const(13)
+_STATUS_REBOOT = const(1)
+
+
+class Config:
+    """Tunable behaviour; defaults follow docs/protocol.md."""
+
+    def __init__(self, **kw):
+        self.interval_s = kw.get("interval_s", 900)
+        self.join_timeout_ms = kw.get("join_timeout_ms", 20000)
+        self.join_backoff_ms = kw.get("join_backoff_ms", 15000)
+        self.join_backoff_max_ms = kw.get("join_backoff_max_ms", 3600000)
+        self.join_spread_ms = kw.get("join_spread_ms", 10000)
+        self.retry_ms = kw.get("retry_ms", 60000)
+        self.max_queue = kw.get("max_queue", 192)
+        self.reserve = kw.get("reserve", 64)
+        self.counter_cap = kw.get("counter_cap", 0xFFFFFFFF)
+
+
+class Meter:
+    """One meter. `start`, `receive` and `tick` return frames to transmit."""
+
+    def __init__(self, storage, device_secret, entropy, metrology, config=None):
+        self.cfg = config or Config()
+        self.stats = {}
+        self.state = UNPROVISIONED
+        self._entropy = entropy
+        self._metrology = metrology
+        self._records = RecordStore(storage, derive_storage_key(device_secret), entropy)
+        self._wake = {}  # timer name -> absolute ms
+        self._now = 0
+        self._join_failures = 0
+        self._pending = None
+        self._session = None
+        self.eui = self.address = None
+        self.queue = []  # unacknowledged readings (seq, time, wh)
+        self.next_seq = 0
+        self.energy = 0
+        try:
+            self.keys = Keystore.load(self._records)
+        except KeystoreError as exc:
+            self._count(exc.reason)
+            return
+        self._join = DeviceJoin(self.keys, self._records, entropy)
+        self.eui = self.address = self.keys.eui
+        self._load_state()
+
+    # ---- persistence -------------------------------------------------------------------
+
+    def _load_state(self):
+        """Restore queue, configuration and session; a corrupt session means rejoin."""
+        try:
+            q = self._records.read(_QUEUE)
+        except RecordCorrupt:
+            # The queue cannot be trusted: start a new sequence above any plausible old one
+            # so the head end never confuses readings; counted for the operator.
+            self._count("record_corrupt")
+            q = None
+        if q:
+            self.next_seq = int.from_bytes(q[0:4], "big")
+            self.energy = int.from_bytes(q[4:12], "big")
+            for i in range(12, len(q) - 15, 16):
+                self.queue.append(struct.unpack(">IIQ", q[i : i + 16]))
+        try:
+            c = self._records.read(_CONFIG)
+            if c:
+                self.cfg.interval_s = int.from_bytes(c[0:4], "big")
+        except RecordCorrupt:
+            self._count("record_corrupt")
+        self.state = IDLE
+        try:
+            s = self._records.read(_SESSION)
+        except RecordCorrupt:
+            self._count("record_corrupt")
+            s = None
+        self.last_join_nonce = None
+        if s:
+            self.last_join_nonce = int.from_bytes(s[0:4], "big")
+            if len(s) == 36:
+                try:
+                    self._activate(self.last_join_nonce, s[4:20], s[20:36], restore=True)
+                except RecordCorrupt:
+                    self._count("record_corrupt")
+                    self._session = None
+                    self.state = IDLE
+
+    def _save_queue(self):
+        data = self.next_seq.to_bytes(4, "big") + self.energy.to_bytes(8, "big")
+        self._records.write(_QUEUE, data + b"".join([struct.pack(">IIQ", *r) for r in self.queue]))
+
+    # ---- session -----------------------------------------------------------------------
+
+    def _activate(self, join_nonce, k_up, k_down, restore=False):
+        s = Session(join_nonce, k_up, k_down)
+        r = self._records
+        if restore:
+            # Counters of a stored session must exist: a deleted record would otherwise
+            # restart at zero under keys that already used those counters.
+            if r.read(_TX) is None or r.read(_RX) is None:
+                raise RecordCorrupt(_TX, "session without counters")
+            s.tx = TxCounter(r, _TX, self.cfg.reserve, self.cfg.counter_cap)
+            s.rx = RxFloor(r, _RX, self.cfg.reserve)
+        else:
+            # The session record first, then the counters: a cut between the two leaves new
+            # keys with old, higher counter limits (only skips counters), or new keys without
+            # counter records (the session is then refused at boot: a rejoin).
+            r.write(_SESSION, join_nonce.to_bytes(4, "big") + k_up + k_down)
+            s.tx = TxCounter(r, _TX, self.cfg.reserve, self.cfg.counter_cap, start=0)
+            s.rx = RxFloor(r, _RX, self.cfg.reserve, fresh=True)
+        s.window = ReplayWindow(64, s.rx.floor if restore else None)
+        self._session = s
+        self.last_join_nonce = join_nonce
+        self.state = ACTIVE
+
+    def _drop_session(self, reason):
+        self._count(reason)
+        self._session = None
+        self.state = IDLE
+        self._wake["join"] = self._now + self._backoff()
+
+    # ---- inputs ------------------------------------------------------------------------
+
+    def start(self, now_ms):
+        """Power-on: schedule the first join or resume the session; returns frames."""
+        self._now = now_ms
+        if self.state == UNPROVISIONED:
+            return []
+        self._schedule_reading(now_ms)
+        if self.state == ACTIVE:
+            s = self._session
+            out = self._send(messages.encode_status(_STATUS_REBOOT, s.rx.floor))
+            return out + self._send_queue()
+        self._wake["join"] = now_ms + self._uniform(0, self.cfg.join_spread_ms)
+        return []
+
+    def receive(self, data, now_ms):
+        """Handle one received frame: (None, frames) if accepted, else (reason, [])."""
+        self._now = now_ms
+        if self.state == UNPROVISIONED:
+            return self._reject(UNPROVISIONED)
+        try:
+            fr = frame.decode(data)
+        except frame.FrameError as exc:
+            return self._reject(exc.reason)
+        if fr.dst != self.eui or fr.group:
+            return self._reject("not_for_me")
+        if fr.src != self.keys.he_eui:
+            return self._reject("unknown_key")
+        if fr.ftype == frame.JOIN_RESPONSE:
+            return self._on_join_response(fr)
+        if fr.ftype != frame.DATA or not fr.down:
+            return self._reject("unexpected")
+        if fr.key_id != frame.KEY_SESSION:
+            return self._reject("unknown_key")
+        if self.state == CONFIRMING and fr.key_gen == self._pending.key_gen:
+            return self._on_session_start(fr)
+        s = self._session
+        if s is None:
+            return self._reject("unknown_key")
+        if fr.key_gen != s.key_gen:
+            return self._reject("key_generation")
+        if not s.window.check(fr.fcnt):
+            return self._reject("replay")
+        try:
+            plain = frame.open_frame(s.k_down, fr)
+        except Exception:  # AuthError: not from the head end, or altered
+            return self._reject("auth")
+        s.window.accept(fr.fcnt)
+        s.rx.note(fr.fcnt)
+        try:
+            mtype, fields = messages.decode(plain, down=True)
+        except frame.FrameError:
+            return self._reject("malformed")
+        return None, self._dispatch(mtype, fields)
+
+    def tick(self, now_ms):
+        """Run the timers that are due; returns frames."""
+        self._now = now_ms
+        out = []
+        for name in ("join", "confirm", "reading", "retry"):
+            due = self._wake.get(name)
+            if due is not None and due <= now_ms:
+                del self._wake[name]
+                out += getattr(self, "_on_" + name)()
+        return out
+
+    def next_wakeup(self):
+        """Absolute ms of the earliest timer, or None."""
+        best = None
+        for t in self._wake.values():
+            if best is None or t < best:
+                best = t
+        return best
+
+    # ---- join --------------------------------------------------------------------------
+
+    def _on_join(self):
+        if self.state == ACTIVE:
+            return []
+        self.state = JOINING
+        self._pending = None
+        self._wake["confirm"] = self._now + self.cfg.join_timeout_ms
+        return [self._join.request()]
+
+    def _on_confirm(self):
+        """No response or no SESSION_START in time: back off and try again."""
+        if self.state in (JOINING, CONFIRMING):
+            self._join_failures += 1
+            self._count("join_timeout")
+            self.state = IDLE if self._session is None else ACTIVE
+            self._wake["join"] = self._now + self._backoff()
+        return []
+
+    def _on_join_response(self, fr):
+        if self.state != JOINING:
+            return self._reject("unexpected")
+        reason, result = self._join.respond(fr, self.last_join_nonce)
+        if reason:
+            return self._reject(reason)
+        confirm, self._pending = result
+        self.state = CONFIRMING
+        return None, [confirm]
+
+    def _on_session_start(self, fr):
+        p = self._pending
+        try:
+            plain = frame.open_frame(p.k_down, fr)
+            mtype, fields = messages.decode(plain)
+        except Exception:  # AuthError or FrameError: not the head end's confirmation
+            return self._reject("auth")
+        if mtype != messages.SESSION_START or fields[0] != p.join_nonce or fr.fcnt != 0:
+            return self._reject("key_confirmation")
+        self._activate(p.join_nonce, p.k_up, p.k_down)
+        self._session.window.accept(fr.fcnt)
+        self._session.rx.note(fr.fcnt)
+        self._pending = None
+        self._join_failures = 0
+        self._wake.pop("confirm", None)
+        self._count("joined")
+        return None, self._send_queue()
+
+    def _backoff(self):
+        d = self.cfg.join_backoff_ms << min(self._join_failures, 16)
+        d = min(d, self.cfg.join_backoff_max_ms)
+        return self._uniform(d // 2, d)
+
+    # ---- readings and commands ---------------------------------------------------------
+
+    def _schedule_reading(self, now_ms):
+        period = self.cfg.interval_s * 1000
+        self._wake["reading"] = (now_ms // period + 1) * period
+
+    def _on_reading(self):
+        now_s = self._now // 1000
+        self.energy = self._metrology.energy_wh(now_s)
+        self.queue.append((self.next_seq, now_s, self.energy))
+        self.next_seq += 1
+        if len(self.queue) > self.cfg.max_queue:
+            self.queue.pop(0)
+            self._count("queue_overflow")
+        self._save_queue()
+        self._schedule_reading(self._now)
+        return self._send_queue()
+
+    def _on_retry(self):
+        return self._send_queue()
+
+    def _send_queue(self):
+        """Send the oldest unacknowledged readings; retry later until they are acknowledged."""
+        if not self.queue or self.state != ACTIVE:
+            return []
+        self._wake["retry"] = self._now + self.cfg.retry_ms + self._uniform(0, self.cfg.retry_ms)
+        return self._send(messages.encode_readings(self.queue[:_MAX_BATCH]))
+
+    def _dispatch(self, mtype, fields):
+        if mtype == messages.ACK:
+            acked = fields[0]
+            keep = [r for r in self.queue if r[0] not in acked]
+            if len(keep) != len(self.queue):
+                self.queue = keep
+                self._save_queue()
+            if not self.queue:
+                self._wake.pop("retry", None)
+            return []
+        if mtype == messages.GET:
+            req_id, reg = fields
+            status, value = self._read_register(reg)
+            return self._send(messages.encode_response(req_id, status, reg, value))
+        if mtype == messages.SET:
+            req_id, reg, value = fields
+            status = self._write_register(reg, value)
+            return self._send(messages.encode_response(req_id, status, reg, value))
+        self._count("unexpected")
+        return []
+
+    def _read_register(self, reg):
+        if reg == messages.REG_ENERGY:
+            return messages.ST_OK, self.energy & 0xFFFFFFFF
+        if reg == messages.REG_INTERVAL:
+            return messages.ST_OK, self.cfg.interval_s
+        if reg == messages.REG_FIRMWARE:
+            return messages.ST_OK, FIRMWARE_VERSION
+        if reg == messages.REG_QUEUED:
+            return messages.ST_OK, len(self.queue)
+        return messages.ST_UNKNOWN_REGISTER, 0
+
+    def _write_register(self, reg, value):
+        if reg == messages.REG_INTERVAL:
+            if not 60 <= value <= 86400:
+                return messages.ST_BAD_VALUE
+            self.cfg.interval_s = value
+            self._records.write(_CONFIG, value.to_bytes(4, "big"))
+            self._schedule_reading(self._now)
+            return messages.ST_OK
+        if reg in (messages.REG_ENERGY, messages.REG_FIRMWARE, messages.REG_QUEUED):
+            return messages.ST_READ_ONLY
+        return messages.ST_UNKNOWN_REGISTER
+
+    def _send(self, plaintext):
+        """Seal one uplink DATA frame under the session; counter exhaustion forces a rejoin."""
+        s = self._session
+        try:
+            fcnt = s.tx.next()
+        except CounterExhausted:
+            self._drop_session("counter_exhausted")
+            return []
+        ks = self.keys
+        return [
+            frame.seal(
+                s.k_up, frame.DATA, ks.eui, ks.he_eui, frame.KEY_SESSION, s.key_gen, fcnt,
+                plaintext,
+            )
+        ]
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _uniform(self, lo, hi):
+        if hi <= lo:
+            return lo
+        r = int.from_bytes(self._entropy.random_bytes(4), "big")
+        return lo + r % (hi - lo + 1)
+
+    def _count(self, reason):
+        self.stats[reason] = self.stats.get(reason, 0) + 1
+
+    def _reject(self, reason):
+        self._count(reason)
+        return reason, []
+
+
+class Session:
+    """Keys, counters and the downlink replay window of the active session."""
+
+    def __init__(self, join_nonce, k_up, k_down):
+        self.join_nonce = join_nonce
+        self.key_gen = join_nonce & 0xFF
+        self.k_up = k_up
+        self.k_down = k_down
+        self.tx = None
+        self.rx = None
+        self.window = None

@@ -1,0 +1,64 @@
+"""`ami demo`: run a fleet, print a readable summary, optionally write the JSON report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from amitools.fleet import DemoOptions, run_demo
+
+
+def summary(r: dict) -> str:
+    """A readable summary of a demo report."""
+    rd = r["readings"]
+    at = r["attacks"]
+    lines = [
+        f"meters: {r['meters']} ({r['micropython_meters']} on the MicroPython unix port), "
+        f"joined: {r['joined']}, join retries: {r['join_failures']}",
+        f"readings: sent {rd['sent']}, delivered {rd['delivered']}, lost {rd['lost']}, "
+        f"duplicated {rd['duplicated']} (duplicates dropped by the head end: "
+        f"{rd['duplicates_dropped']})",
+        f"attacks: {at['attempted']} attempted, {at['accepted']} accepted",
+    ]
+    for kind, e in at["by_kind"].items():
+        lines.append(f"  {kind:22} attempted {e['attempted']:6}  accepted {e['accepted']}")
+    lines.append("rejections (every one typed and counted):")
+    for reason, n in r["rejections"].items():
+        lines.append(f"  {reason:22} {n}")
+    rates = r["rates"]
+    lines.append(
+        f"rates: {rates['joins_per_second']} joins/s, {rates['readings_per_minute']} readings "
+        f"per wall-clock minute; wall time {r['wall_seconds']} s"
+    )
+    return "\n".join(lines)
+
+
+def verdict(r: dict) -> list[str]:
+    """The reasons the run failed; empty if it passed."""
+    problems = []
+    if r["joined"] != r["meters"]:
+        problems.append(f"{r['meters'] - r['joined']} meters did not join")
+    if r["readings"]["lost"]:
+        problems.append(f"{r['readings']['lost']} readings lost")
+    if r["readings"]["duplicated"]:
+        problems.append(f"{r['readings']['duplicated']} readings duplicated")
+    if r["attacks"]["accepted"]:
+        problems.append(f"{r['attacks']['accepted']} attacks accepted")
+    return problems
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `ami demo`; exits non-zero if a reading is lost or an attack accepted."""
+    opts = DemoOptions(
+        meters=args.meters, micropython=min(args.micropython, args.meters), seed=args.seed,
+        loss=args.loss, hours=args.hours,
+    )
+    report = run_demo(opts)
+    print(summary(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+    problems = verdict(report)
+    print("RESULT:", "PASS" if not problems else "FAIL: " + "; ".join(problems))
+    return 1 if problems else 0

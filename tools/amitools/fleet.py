@@ -1,0 +1,316 @@
+"""A fleet on the virtual radio: provisioning, head end, meters (in-process CPython firmware
+and MicroPython unix-port processes), an attacker, and the report of `ami demo`."""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from ami import crypto
+from ami import identity as ident
+from ami.link import frame, messages
+from ami.meter import Config, Meter
+from ami.ports.entropy import DeterministicEntropy
+from ami.ports.metrology import SimMetrology
+
+from amitools.attacker import Attacker
+from amitools.headend import HeadEnd
+from amitools.mpnode import MicroPythonMeter
+from amitools.provision import device_eui, new_private, provision
+from amitools.radio import LinkParams, Medium
+
+T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+HOUR_MS = 3_600_000
+JOIN_PHASE_MS = HOUR_MS
+DRAIN_MS = 2 * HOUR_MS
+# Counted outcomes that are not rejections of input.
+EVENTS = ("joined", "join_request", "device_reboot", "rejoin_requested", "join_timeout",
+          "counter_exhausted", "queue_overflow", "record_corrupt")
+
+
+class Tracked:
+    """A node wrapper that checks the invariant replay protection exists for: no node accepts
+    the same bytes twice, in any order. A replayed frame whose original the radio lost is a
+    first delivery, not an attack success; accepting any frame a second time is one."""
+
+    def __init__(self, node) -> None:
+        self.node = node
+        self.address = node.address
+        self.accepted: set[bytes] = set()
+        self.doubles: set[bytes] = set()
+
+    def start(self, now_ms: int) -> list[bytes]:
+        return self.node.start(now_ms)
+
+    def receive(self, data: bytes, now_ms: int) -> tuple[str | None, list[bytes]]:
+        reason, out = self.node.receive(data, now_ms)
+        if reason is None:
+            digest = crypto.sha256(data)[:12]
+            if digest in self.accepted:
+                self.doubles.add(digest)
+            self.accepted.add(digest)
+        return reason, out
+
+    def tick(self, now_ms: int) -> list[bytes]:
+        return self.node.tick(now_ms)
+
+    def next_wakeup(self) -> int | None:
+        return self.node.next_wakeup()
+
+
+@dataclass
+class DemoOptions:
+    meters: int = 20
+    micropython: int = 3
+    seed: int = 1
+    loss: float = 0.05
+    hours: int = 24
+    attacks: bool = True
+
+
+class Fleet:
+    """Everything of one run, wired together."""
+
+    def __init__(self, opts: DemoOptions, workdir: Path) -> None:
+        self.opts = opts
+        self.workdir = workdir
+        self.prov = provision(opts.meters, T0_MS // 1000, seed=opts.seed)
+        self.registry = self.prov.registry(workdir / "registry.db")
+        self.headend = HeadEnd(
+            self.prov.headend, self.registry, DeterministicEntropy(b"he%d" % opts.seed)
+        )
+        link = LinkParams(
+            loss=opts.loss, latency_ms=20, jitter_ms=40, duplicate=0.01, corrupt=0.01
+        )
+        self.medium = Medium(opts.seed, link, self.headend.address)
+        self.he = Tracked(self.headend)
+        self.medium.attach(self.he, start_ms=T0_MS)
+        self.meters: dict[bytes, Tracked] = {}
+        self.mp: list[MicroPythonMeter] = []
+        for i, kit in enumerate(self.prov.devices):
+            seed = b"m%d/" % opts.seed + kit.eui
+            if i < opts.micropython:
+                node = MicroPythonMeter(
+                    kit.eui, workdir / kit.eui.hex(), kit.image, kit.secret, seed
+                )
+                self.mp.append(node)
+            else:
+                node = Meter(
+                    kit.storage(), kit.secret, DeterministicEntropy(seed), SimMetrology(seed),
+                    Config(),
+                )
+            tracked = Tracked(node)
+            self.meters[kit.eui] = tracked
+            self.medium.attach(tracked, start_ms=T0_MS)
+        self.attacker = Attacker(self.medium, opts.seed)
+        self.join_attacks: Counter[str] = Counter()
+
+    # ---- phases ------------------------------------------------------------------------
+
+    def run_joins(self) -> float:
+        """Run until every meter has a session (or the join phase ends); wall seconds."""
+        t = time.perf_counter()
+        now = T0_MS
+        while now < T0_MS + JOIN_PHASE_MS:
+            now += 10_000
+            self.medium.run(now)
+            if self.joined() == len(self.meters):
+                break
+        self.join_end = now
+        return time.perf_counter() - t
+
+    def joined(self) -> int:
+        return sum(1 for d in self.headend.devices.values() if d.session is not None)
+
+    def run_day(self) -> float:
+        """The reporting phase: `hours` of readings, then a drain in which every reading of
+        the period must still arrive; wall seconds."""
+        t = time.perf_counter()
+        end = T0_MS + self.opts.hours * HOUR_MS
+        self.medium.run(end)
+        self.period_seqs = {eui: self._meter_info(m.node)[0] for eui, m in self.meters.items()}
+        self.medium.run(end + DRAIN_MS)
+        self.headend.flush()
+        return time.perf_counter() - t
+
+    def _meter_info(self, node) -> tuple[int, int, dict]:
+        """(next_seq, queued readings, stats) of an in-process or MicroPython meter."""
+        if isinstance(node, MicroPythonMeter):
+            info = node.query(self.medium.now)
+            return info["next_seq"], info["queue"], info["stats"]
+        return node.next_seq, len(node.queue), node.stats
+
+    # ---- attacks -----------------------------------------------------------------------
+
+    def schedule_attacks(self) -> None:
+        """Radio attacks across the day and protocol attacks on joins."""
+        a = self.attacker
+        start = self.join_end + HOUR_MS
+        spread = max(self.opts.hours - 2, 1) * HOUR_MS
+        n = max(20, len(self.meters))
+        a.replay(n, start_ms=start, spread_ms=spread)
+        a.forge(n, start_ms=start, spread_ms=spread)
+        a.bitflip(n, start_ms=start, spread_ms=spread)
+        a.corrupt_crc(n, start_ms=start, spread_ms=spread)
+        self._join_attacks(start)
+
+    def _join_attacks(self, at: int) -> None:
+        a = self.attacker
+        he = self.headend.address
+        rng = DeterministicEntropy(b"rogue%d" % self.opts.seed)
+        # Rogue join from an EUI the head end never registered.
+        stranger = device_eui(0xFFFFFF)
+        gx = crypto.p256_public_key(new_private(rng))
+        req = messages.encode_join_request(1, ident.compress_point(gx), rng.random_bytes(8))
+        a.attempt("rogue_join", frame.encode(frame.JOIN_REQUEST, stranger, he, req), he, at)
+        # Captured join frames, replayed: a JoinAccept to its meter, a request to the head end.
+        for cap in a.captures(lambda c: c.frame[0] & 0x0F == frame.JOIN_RESPONSE)[:5]:
+            a.attempt("join_accept_replay", cap.frame, None, at + 1000)
+        for cap in a.captures(lambda c: c.frame[0] & 0x0F == frame.JOIN_REQUEST)[:5]:
+            a.attempt("join_request_replay", cap.frame, he, at + 2000)
+        # A forged certificate and a real certificate without its key, raced against a real
+        # join: the victim rejoins, and the attacker answers the head end's response first.
+        self._rejoin_race(at + 60_000)
+
+    def _rejoin_race(self, at: int) -> None:
+        victims = [m for m in self.meters.values() if isinstance(m.node, Meter)][:2]
+        if not victims:
+            return
+        a = self.attacker
+        rng = DeterministicEntropy(b"forger%d" % self.opts.seed)
+        fake_ca = new_private(rng)
+        he = self.headend.address
+        kinds = ["forged_certificate", "stolen_certificate"]
+        plans = {v.address: kind for v, kind in zip(victims, kinds, strict=False)}
+
+        def on_sniff(t: int, src: bytes, data: bytes) -> None:
+            if data[0] & 0x0F != frame.JOIN_RESPONSE or data[10:18] not in plans:
+                return
+            victim = data[10:18]
+            kind = plans.pop(victim)
+            kit = next(k for k in self.prov.devices if k.eui == victim)
+            if kind == "forged_certificate":
+                key = new_private(rng)
+                cert = ident.make_certificate(
+                    fake_ca, 1, ident.ROLE_METER, victim, 0, 0xFFFFFFFF,
+                    crypto.p256_public_key(key),
+                ).to_bytes()
+            else:
+                cert = kit.cert
+            body = messages.encode_join_confirm(cert, rng.random_bytes(64), rng.random_bytes(16))
+            a.attempt(kind, frame.encode(frame.JOIN_CONFIRM, victim, he, body), he, t + 1)
+
+        self.medium.add_sniffer(on_sniff)
+        for v in victims:
+            v.node._drop_session("rejoin_requested")
+
+    # ---- report ------------------------------------------------------------------------
+
+    def report(self, join_wall: float, day_wall: float, total_wall: float) -> dict:
+        """The demo report (see docs: readings are those of the reporting period)."""
+        pending = 0
+        meter_stats: Counter[str] = Counter()
+        for m in self.meters.values():
+            _seq, queued, stats = self._meter_info(m.node)
+            pending += queued
+            meter_stats.update(stats)
+        sent = sum(self.period_seqs.values())
+        stored = sum(self.registry.count_below(eui, n) for eui, n in self.period_seqs.items())
+        attacks = self._score_attacks()
+        rejections = Counter(self.headend.stats)
+        rejections.update(meter_stats)
+        events = {k: rejections.pop(k) for k in EVENTS if k in rejections}
+        return {
+            "meters": len(self.meters),
+            "micropython_meters": len(self.mp),
+            "joined": self.joined(),
+            "join_failures": meter_stats.get("join_timeout", 0),
+            "readings": {
+                "sent": sent,
+                "delivered": stored,
+                "lost": sent - stored,
+                "duplicated": self.headend.readings_stored - self.registry.reading_count(),
+                "duplicates_dropped": self.headend.duplicates,
+                "queued_after_period": pending,
+            },
+            "attacks": attacks,
+            "rejections": dict(sorted(rejections.items())),
+            "events": dict(sorted(events.items())),
+            "radio": self.medium.totals().as_dict(),
+            "rates": {
+                "joins_per_second": round(self.joined() / join_wall, 1) if join_wall else None,
+                "readings_per_minute": round(stored / day_wall * 60) if day_wall else None,
+            },
+            "wall_seconds": round(total_wall, 2),
+        }
+
+    def _score_attacks(self) -> dict:
+        """The attacker's scores, with one correction: a replay counts as accepted only if a
+        node accepted the same bytes twice. Any such double acceptance counts, whether the
+        second copy came from the attacker or from the radio's own duplication."""
+        by_kind = self.attacker.report()
+        doubles = sum(len(n.doubles) for n in [self.he, *self.meters.values()])
+        if "replay" in by_kind:
+            by_kind["replay"]["accepted"] = doubles
+        return {
+            "attempted": sum(e["attempted"] for e in by_kind.values()),
+            "accepted": sum(e["accepted"] for e in by_kind.values()),
+            "frames_accepted_twice": doubles,
+            "by_kind": by_kind,
+        }
+
+    def close(self) -> None:
+        for m in self.mp:
+            m.close()
+        self.registry.db.close()
+
+
+def eavesdrop_secrets(fleet: Fleet, sample: int = 50) -> list[bytes]:
+    """Keys and reading encodings of a sample of meters: none may appear on the air."""
+    secrets: list[bytes] = []
+    for kit in fleet.prov.devices[:sample]:
+        secrets.append(kit.root_key)
+        dev = fleet.headend.devices[kit.eui]
+        if dev.session is not None:
+            secrets += [dev.session.k_up, dev.session.k_down]
+        for seq, t, wh in fleet.registry.readings(kit.eui):
+            secrets.append(struct.pack(">IIQ", seq, t, wh))
+    return secrets
+
+
+def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
+    """Run the whole demo and return its report."""
+    t = time.perf_counter()
+    tmp = None
+    if workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="ami-demo-")
+        workdir = Path(tmp.name)
+    fleet = Fleet(opts, workdir)
+    try:
+        join_wall = fleet.run_joins()
+        if opts.attacks:
+            fleet.schedule_attacks()
+        day_wall = fleet.run_day()
+        if opts.attacks:
+            fleet.attacker.eavesdrop(eavesdrop_secrets(fleet))
+        report = fleet.report(join_wall, day_wall, time.perf_counter() - t)
+    finally:
+        fleet.close()
+        if tmp is not None:
+            tmp.cleanup()
+    return report
+
+
+def environ_micropython_ok() -> bool:
+    """Whether a unix port can be started (the demo needs one for its MicroPython meters)."""
+    try:
+        from amitools.runtimes import micropython_binary
+
+        return os.access(micropython_binary(), os.X_OK)
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,321 @@
+"""The head end as a node on the radio: join server, collection engine and command API.
+
+It speaks the protocol of docs/protocol.md through the firmware's own codec and crypto (the
+native backend on CPython), keeps hot state in memory and makes durable, in the registry,
+everything whose loss could reuse a nonce or a counter: DevNonce and JoinNonce before the
+response goes out, the session and its reserved downlink counters before use.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from ami import crypto
+from ami import identity as ident
+from ami.link import frame, join, messages
+from ami.link.replay import ReplayWindow
+
+JOIN_RATE = 4  # join requests per device ...
+JOIN_WINDOW_MS = 300_000  # ... per five minutes
+RESERVE = 64  # downlink counters reserved per registry write
+FLUSH_MS = 1_000  # readings reach SQLite within a second of virtual time
+UP_WINDOW = 64
+
+
+@dataclass
+class HeadEndIdentity:
+    """The head end's EUI, static signing key (unwrapped from its HSM) and trust anchor."""
+
+    eui: bytes
+    private: bytes
+    ca_public: bytes
+
+
+@dataclass
+class PendingJoin:
+    """A JOIN_RESPONSE sent, waiting for the device's JOIN_CONFIRM."""
+
+    join_nonce: int
+    th2: bytes
+    sig_he: bytes
+    eph: bytes
+    gx: bytes
+
+
+@dataclass
+class Session:
+    """An active session: keys, uplink replay window, downlink counter and its reservation."""
+
+    join_nonce: int
+    k_up: bytes
+    k_down: bytes
+    down_limit: int
+    down_next: int = 0
+    window: ReplayWindow = field(default_factory=lambda: ReplayWindow(UP_WINDOW))
+
+    @property
+    def key_gen(self) -> int:
+        return self.join_nonce & 0xFF
+
+
+@dataclass
+class Device:
+    """A registered device's identity and live state."""
+
+    eui: bytes
+    public: bytes
+    root_key: bytes
+    revoked: bool
+    last_dev_nonce: int | None
+    join_nonce: int
+    mic_key: bytes = b""
+    join_times: deque = field(default_factory=deque)
+    pending: PendingJoin | None = None
+    session: Session | None = None
+    seqs: set[int] = field(default_factory=set)
+
+
+class HeadEnd:
+    """Node interface: start, receive, tick, next_wakeup. API: get, set, revoke."""
+
+    def __init__(self, ident_: HeadEndIdentity, registry, entropy) -> None:
+        self.id = ident_
+        self.address = ident_.eui
+        self.registry = registry
+        self.entropy = entropy
+        self.stats: Counter[str] = Counter()
+        self.devices: dict[bytes, Device] = {}
+        for row in registry.devices():
+            self.devices[row.eui] = Device(
+                row.eui, row.public, row.root_key, row.revoked, row.last_dev_nonce,
+                row.join_nonce, join.mic_key(row.root_key),
+            )
+        for s in registry.sessions():
+            dev = self.devices.get(s.eui)
+            if dev is not None:
+                # Resume above the reserved limit: counters below it may have been used.
+                dev.session = Session(s.join_nonce, s.k_up, s.k_down, s.down_limit, s.down_limit)
+        self.outbox: list[bytes] = []
+        self.responses: dict[tuple[bytes, int], tuple[int, int, int]] = {}
+        self._req_id = 0
+        self._rows: list[tuple[bytes, int, int, int, int]] = []
+        self._now = 0
+        self.readings_stored = 0
+        self.duplicates = 0
+        self.joins = 0
+
+    # ---- node interface ----------------------------------------------------------------
+
+    def start(self, now_ms: int) -> list[bytes]:
+        self._now = now_ms
+        return []
+
+    def receive(self, data: bytes, now_ms: int) -> tuple[str | None, list[bytes]]:
+        """One uplink frame: (None, replies) if accepted, else (reason, [])."""
+        self._now = now_ms
+        try:
+            fr = frame.decode(data)
+        except frame.FrameError as exc:
+            return self._reject(exc.reason)
+        if fr.dst != self.address or fr.group:
+            return self._reject("not_for_me")
+        if fr.down:
+            return self._reject("unexpected")
+        dev = self.devices.get(fr.src)
+        if dev is None:
+            return self._reject("unknown_device")
+        if dev.revoked:
+            return self._reject("revoked")
+        if fr.ftype == frame.JOIN_REQUEST:
+            return self._on_join_request(dev, fr)
+        if fr.ftype == frame.JOIN_CONFIRM:
+            return self._on_join_confirm(dev, fr)
+        if fr.ftype != frame.DATA:
+            return self._reject("unexpected")
+        return self._on_data(dev, fr)
+
+    def tick(self, now_ms: int) -> list[bytes]:
+        self._now = now_ms
+        self.flush()
+        out, self.outbox = self.outbox, []
+        return out
+
+    def next_wakeup(self) -> int | None:
+        if self.outbox:
+            return self._now
+        return self._now + FLUSH_MS if self._rows else None
+
+    # ---- command API -------------------------------------------------------------------
+
+    def get(self, eui: bytes, register: int) -> int:
+        """Queue a GET; returns its request id (the answer lands in `responses`)."""
+        rid = self._next_req()
+        self._queue_down(eui, messages.encode_get(rid, register))
+        return rid
+
+    def set(self, eui: bytes, register: int, value: int) -> int:
+        """Queue a SET; returns its request id."""
+        rid = self._next_req()
+        self._queue_down(eui, messages.encode_set(rid, register, value))
+        return rid
+
+    def revoke(self, eui: bytes) -> None:
+        """Revoke a device identity: it cannot join or send again."""
+        dev = self.devices[eui]
+        dev.revoked = True
+        dev.session = None
+        dev.pending = None
+        self.registry.revoke(eui)
+
+    def flush(self) -> None:
+        """Write buffered readings to SQLite."""
+        if self._rows:
+            self.registry.add_readings(self._rows)
+            self.registry.commit()
+            self._rows = []
+
+    # ---- join --------------------------------------------------------------------------
+
+    def _on_join_request(self, dev: Device, fr) -> tuple[str | None, list[bytes]]:
+        try:
+            dev_nonce, gx, mic = messages.decode_join_request(fr.payload)
+        except frame.FrameError as exc:
+            return self._reject(exc.reason)
+        expected = join.request_mic(dev.mic_key, fr.raw[: -len(mic)])
+        if not crypto.constant_time_eq(expected, mic):
+            return self._reject("auth")  # nothing below runs for a request it did not send
+        times = dev.join_times
+        while times and times[0] <= self._now - JOIN_WINDOW_MS:
+            times.popleft()
+        if len(times) >= JOIN_RATE:
+            return self._reject("rate_limited")
+        if dev.last_dev_nonce is not None and dev_nonce <= dev.last_dev_nonce:
+            return self._reject("dev_nonce_replay")
+        try:
+            ident.compress_point(gx)
+        except ValueError:
+            return self._reject("malformed")
+        times.append(self._now)
+        eph, gy = join.ephemeral(self.entropy)
+        join_nonce = dev.join_nonce + 1
+        # Durable before the response leaves: neither nonce can be accepted twice.
+        self.registry.save_join(dev.eui, dev_nonce, join_nonce)
+        dev.last_dev_nonce = dev_nonce
+        dev.join_nonce = join_nonce
+        h2 = frame.header(frame.JOIN_RESPONSE, self.address, dev.eui, down=True)
+        th2 = join.transcript2(fr.raw, h2, join_nonce, gy)
+        sig_he = crypto.ecdsa_sign(self.id.private, join.LABEL2 + th2)
+        dev.pending = PendingJoin(join_nonce, th2, sig_he, eph, gx)
+        self.stats["join_request"] += 1
+        payload = messages.encode_join_response(join_nonce, gy, sig_he)
+        return None, [frame.encode(frame.JOIN_RESPONSE, self.address, dev.eui, payload, down=True)]
+
+    def _on_join_confirm(self, dev: Device, fr) -> tuple[str | None, list[bytes]]:
+        p = dev.pending
+        if p is None:
+            return self._reject("unexpected")
+        try:
+            cert_bytes, sig_d, mac = messages.decode_join_confirm(fr.payload)
+            cert = ident.decode_certificate(cert_bytes)
+        except (frame.FrameError, ident.CertificateError):
+            return self._reject("bad_certificate")
+        reason = ident.verify_certificate(
+            cert, self.id.ca_public, eui=dev.eui, roles=(ident.ROLE_METER, ident.ROLE_HUB),
+            now=self._now // 1000,
+        )
+        if reason is None and cert.public33 != ident.compress_point(dev.public):
+            reason = "bad_certificate"  # a genuine certificate, but not the registered key
+        if reason:
+            return self._reject(reason)
+        th3 = join.transcript3(p.th2, p.sig_he, fr.header, cert_bytes)
+        if not crypto.ecdsa_verify(dev.public, join.LABEL3 + th3, sig_d):
+            return self._reject("bad_signature")
+        z = crypto.ecdh(p.eph, p.gx)
+        k_up, k_down, kc = join.split_keys(
+            crypto.hkdf_sha256(z, dev.root_key, join.KEYS_INFO + th3, 48)
+        )
+        if not crypto.constant_time_eq(join.confirm_mac(kc, th3, sig_d), mac):
+            return self._reject("key_confirmation")
+        dev.pending = None
+        session = Session(p.join_nonce, k_up, k_down, RESERVE)
+        self.registry.save_session(dev.eui, p.join_nonce, k_up, k_down, RESERVE)
+        dev.session = session
+        self.joins += 1
+        self.stats["joined"] += 1
+        return None, self._seal(dev, messages.encode_session_start(p.join_nonce))
+
+    # ---- data --------------------------------------------------------------------------
+
+    def _on_data(self, dev: Device, fr) -> tuple[str | None, list[bytes]]:
+        s = dev.session
+        if s is None or fr.key_id != frame.KEY_SESSION:
+            return self._reject("unknown_key")
+        if fr.key_gen != s.key_gen:
+            return self._reject("key_generation")
+        if not s.window.check(fr.fcnt):
+            return self._reject("replay")
+        try:
+            plain = frame.open_frame(s.k_up, fr)
+        except crypto.AuthError:
+            return self._reject("auth")
+        s.window.accept(fr.fcnt)
+        try:
+            mtype, fields = messages.decode(plain, down=False)
+        except frame.FrameError:
+            return self._reject("malformed")
+        if mtype == messages.READINGS:
+            return None, self._on_readings(dev, fields[0])
+        if mtype == messages.RESPONSE:
+            rid, status, reg, value = fields
+            self.responses[(dev.eui, rid)] = (status, reg, value)
+            return None, []
+        if mtype == messages.STATUS:
+            _reason, rx_floor = fields
+            # The device rebooted and accepts only counters above its floor.
+            if s.down_next <= rx_floor:
+                s.down_next = rx_floor + 1
+            self.stats["device_reboot"] += 1
+            return None, []
+        return self._reject("unexpected")
+
+    def _on_readings(self, dev: Device, readings: list[tuple[int, int, int]]) -> list[bytes]:
+        for seq, t, wh in readings:
+            if seq in dev.seqs:
+                self.duplicates += 1
+                continue
+            dev.seqs.add(seq)
+            self._rows.append((dev.eui, seq, t, wh, self._now))
+            self.readings_stored += 1
+        # Duplicates are acknowledged again: the meter missed the first acknowledgement.
+        return self._seal(dev, messages.encode_ack([r[0] for r in readings]))
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _seal(self, dev: Device, plaintext: bytes) -> list[bytes]:
+        s = dev.session
+        if s is None:
+            return []
+        fcnt = s.down_next
+        if fcnt >= s.down_limit:
+            s.down_limit = fcnt + RESERVE
+            self.registry.save_down_limit(dev.eui, s.down_limit)
+        s.down_next = fcnt + 1
+        return [
+            frame.seal(
+                s.k_down, frame.DATA, self.address, dev.eui, frame.KEY_SESSION, s.key_gen, fcnt,
+                plaintext, down=True,
+            )
+        ]
+
+    def _queue_down(self, eui: bytes, plaintext: bytes) -> None:
+        dev = self.devices[eui]
+        self.outbox += self._seal(dev, plaintext)
+
+    def _next_req(self) -> int:
+        self._req_id = (self._req_id + 1) & 0xFFFF
+        return self._req_id
+
+    def _reject(self, reason: str) -> tuple[str, list[bytes]]:
+        self.stats[reason] += 1
+        return reason, []

@@ -1,0 +1,149 @@
+"""The head end's persistent store (SQLite): devices, join nonces, sessions, readings.
+
+Every key is stored wrapped (RFC 3394) under the head end's key-encryption key, which stands
+for the key held by the head end's hardware security module: the database file alone
+reveals no root or session key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from ami import crypto
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    eui BLOB PRIMARY KEY, role INTEGER NOT NULL, cert BLOB NOT NULL, public BLOB NOT NULL,
+    root_wrapped BLOB NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
+    last_dev_nonce INTEGER, join_nonce INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    eui BLOB PRIMARY KEY, join_nonce INTEGER NOT NULL, up_wrapped BLOB NOT NULL,
+    down_wrapped BLOB NOT NULL, down_limit INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS readings (
+    eui BLOB NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, wh INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL, PRIMARY KEY (eui, seq)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass
+class DeviceRow:
+    """A registered device as stored (root key unwrapped on load)."""
+
+    eui: bytes
+    role: int
+    cert: bytes
+    public: bytes
+    root_key: bytes
+    revoked: bool
+    last_dev_nonce: int | None
+    join_nonce: int
+
+
+@dataclass
+class SessionRow:
+    """A stored session (keys unwrapped on load)."""
+
+    eui: bytes
+    join_nonce: int
+    k_up: bytes
+    k_down: bytes
+    down_limit: int
+
+
+class Registry:
+    """SQLite-backed registry; `commit()` makes pending changes durable."""
+
+    def __init__(self, path: str | Path, kek: bytes) -> None:
+        self.db = sqlite3.connect(str(path))
+        self.db.executescript(SCHEMA)
+        self._kek = kek
+
+    def _wrap(self, key: bytes) -> bytes:
+        return crypto.aes_key_wrap(self._kek, key)
+
+    def _unwrap(self, wrapped: bytes) -> bytes:
+        return crypto.aes_key_unwrap(self._kek, wrapped)
+
+    def add_device(self, eui: bytes, role: int, cert: bytes, public: bytes, root: bytes) -> None:
+        """Register a provisioned device (replaces an earlier registration of the EUI)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO devices (eui, role, cert, public, root_wrapped) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (eui, role, cert, public, self._wrap(root)),
+        )
+
+    def devices(self) -> list[DeviceRow]:
+        """Every registered device."""
+        rows = self.db.execute(
+            "SELECT eui, role, cert, public, root_wrapped, revoked, last_dev_nonce, join_nonce "
+            "FROM devices"
+        )
+        return [
+            DeviceRow(r[0], r[1], r[2], r[3], self._unwrap(r[4]), bool(r[5]), r[6], r[7])
+            for r in rows
+        ]
+
+    def sessions(self) -> list[SessionRow]:
+        """Every stored session."""
+        rows = self.db.execute(
+            "SELECT eui, join_nonce, up_wrapped, down_wrapped, down_limit FROM sessions"
+        )
+        return [
+            SessionRow(r[0], r[1], self._unwrap(r[2]), self._unwrap(r[3]), r[4]) for r in rows
+        ]
+
+    def save_join(self, eui: bytes, last_dev_nonce: int, join_nonce: int) -> None:
+        """Record an accepted DevNonce and the JoinNonce about to be sent (durable at once)."""
+        self.db.execute(
+            "UPDATE devices SET last_dev_nonce = ?, join_nonce = ? WHERE eui = ?",
+            (last_dev_nonce, join_nonce, eui),
+        )
+        self.db.commit()
+
+    def save_session(
+        self, eui: bytes, join_nonce: int, k_up: bytes, k_down: bytes, down_limit: int
+    ) -> None:
+        """Store a new session with its reserved downlink counter limit (durable at once)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
+            (eui, join_nonce, self._wrap(k_up), self._wrap(k_down), down_limit),
+        )
+        self.db.commit()
+
+    def save_down_limit(self, eui: bytes, limit: int) -> None:
+        """Reserve downlink counters up to limit before any of them is used."""
+        self.db.execute("UPDATE sessions SET down_limit = ? WHERE eui = ?", (limit, eui))
+        self.db.commit()
+
+    def revoke(self, eui: bytes) -> None:
+        """Mark a device identity revoked and forget its session."""
+        self.db.execute("UPDATE devices SET revoked = 1 WHERE eui = ?", (eui,))
+        self.db.execute("DELETE FROM sessions WHERE eui = ?", (eui,))
+        self.db.commit()
+
+    def add_readings(self, rows: list[tuple[bytes, int, int, int, int]]) -> None:
+        """Store readings (eui, seq, time, wh, received_ms); a stored (eui, seq) is kept."""
+        self.db.executemany("INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", rows)
+
+    def reading_count(self) -> int:
+        """Number of stored readings."""
+        return self.db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+
+    def count_below(self, eui: bytes, seq: int) -> int:
+        """Number of stored readings of a device with a sequence number below seq."""
+        q = "SELECT COUNT(*) FROM readings WHERE eui = ? AND seq < ?"
+        return self.db.execute(q, (eui, seq)).fetchone()[0]
+
+    def readings(self, eui: bytes) -> list[tuple[int, int, int]]:
+        """(seq, time, wh) of one device, by seq."""
+        q = "SELECT seq, time, wh FROM readings WHERE eui = ? ORDER BY seq"
+        return list(self.db.execute(q, (eui,)))
+
+    def commit(self) -> None:
+        """Make pending changes durable."""
+        self.db.commit()

@@ -1,0 +1,174 @@
+"""Provisioning: the utility CA, the head end's identity, and per device its EUI-64, a
+unique AES root key, a P-256 key pair, a certificate, and a sealed key store image.
+
+Nothing secret is written in the clear except the two roots that stand for hardware:
+the head end's HSM master secret (`headend/hsm.key`) and each device's unique secret
+(`devices/<eui>/secret.bin`, standing for `machine.unique_id()` plus the secret fused at
+manufacture). The CA and head-end private keys are wrapped under the HSM secret, registry
+keys under a KEK derived from it, and each key store image is sealed under a storage key
+derived from the device secret.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ami import crypto
+from ami import identity as ident
+from ami.crypto import p256
+from ami.keystore import (
+    RECORD,
+    T_CA_PUBLIC,
+    T_CERT,
+    T_DEVICE_KEY,
+    T_EUI,
+    T_HE_EUI,
+    T_HE_PUBLIC,
+    T_ROOT_KEY,
+)
+from ami.keystore import encode as encode_keystore
+from ami.link.records import RecordStore, derive_storage_key
+from ami.ports.entropy import DeterministicEntropy, SystemEntropy
+from ami.ports.storage import MemoryStorage
+
+from amitools.headend import HeadEndIdentity, Registry
+
+EUI_PREFIX = bytes.fromhex("02414d49")  # locally administered, "AMI"
+HEADEND_EUI = EUI_PREFIX + bytes.fromhex("ffff0001")
+ISSUER_ID = 1
+DEFAULT_VALIDITY_S = 15 * 365 * 86400  # a meter's service life
+
+
+def device_eui(serial: int) -> bytes:
+    """EUI-64 of the device with this serial number."""
+    return EUI_PREFIX + serial.to_bytes(4, "big")
+
+
+def new_private(entropy) -> bytes:
+    """A P-256 private scalar in [1, n-1]."""
+    while True:
+        d = entropy.random_bytes(32)
+        if 0 < int.from_bytes(d, "big") < p256.N:
+            return d
+
+
+@dataclass
+class DeviceKit:
+    """Everything one device receives at manufacture, and what the head end registers."""
+
+    eui: bytes
+    role: int
+    secret: bytes
+    root_key: bytes
+    public: bytes
+    cert: bytes
+    image: dict[str, bytes]  # storage blobs of the sealed key store, ready to copy
+
+    def storage(self) -> MemoryStorage:
+        """A fresh in-memory storage holding the key store image."""
+        return MemoryStorage(dict(self.image))
+
+
+@dataclass
+class Provisioned:
+    """A provisioned system: CA, head end and devices."""
+
+    hsm: bytes
+    ca_private: bytes
+    ca_public: bytes
+    headend: HeadEndIdentity
+    devices: list[DeviceKit] = field(default_factory=list)
+
+    @property
+    def kek(self) -> bytes:
+        """Registry key-encryption key, derived from the HSM secret."""
+        return crypto.hkdf_sha256(self.hsm, b"", b"AMI registry kek", 16)
+
+    def registry(self, path: str | Path = ":memory:") -> Registry:
+        """A head-end registry with every device registered."""
+        reg = Registry(path, self.kek)
+        for d in self.devices:
+            reg.add_device(d.eui, d.role, d.cert, d.public, d.root_key)
+        reg.commit()
+        return reg
+
+
+def provision(
+    meters: int,
+    now_s: int,
+    seed: int | None = None,
+    validity_s: int = DEFAULT_VALIDITY_S,
+    role: int = ident.ROLE_METER,
+    first_serial: int = 1,
+) -> Provisioned:
+    """Create CA, head end and `meters` devices. A seed makes every key reproducible
+    (for repeatable test fleets only: seeded keys are not secret)."""
+    entropy = SystemEntropy() if seed is None else DeterministicEntropy(b"prov%d" % seed)
+    ca_private = new_private(entropy)
+    ca_public = crypto.p256_public_key(ca_private)
+    he_private = new_private(entropy)
+    prov = Provisioned(
+        hsm=entropy.random_bytes(32),
+        ca_private=ca_private,
+        ca_public=ca_public,
+        headend=HeadEndIdentity(HEADEND_EUI, he_private, ca_public),
+    )
+    he_public = crypto.p256_public_key(he_private)
+    for serial in range(first_serial, first_serial + meters):
+        prov.devices.append(_device(prov, entropy, serial, role, now_s, validity_s, he_public))
+    return prov
+
+
+def _device(prov, entropy, serial, role, now_s, validity_s, he_public) -> DeviceKit:
+    eui = device_eui(serial)
+    secret = entropy.random_bytes(32)
+    root = entropy.random_bytes(16)
+    private = new_private(entropy)
+    public = crypto.p256_public_key(private)
+    cert = ident.make_certificate(
+        prov.ca_private, ISSUER_ID, role, eui, now_s - 86400, now_s + validity_s, public
+    ).to_bytes()
+    fields = [
+        (T_EUI, eui),
+        (T_ROOT_KEY, root),
+        (T_DEVICE_KEY, private),
+        (T_CERT, cert),
+        (T_CA_PUBLIC, prov.ca_public),
+        (T_HE_EUI, prov.headend.eui),
+        (T_HE_PUBLIC, he_public),
+    ]
+    storage = MemoryStorage()
+    RecordStore(storage, derive_storage_key(secret), entropy).write(
+        RECORD, encode_keystore(fields)
+    )
+    image = {name: storage.read(name) for name in storage.names()}
+    return DeviceKit(eui, role, secret, root, public, cert, image)
+
+
+def write(prov: Provisioned, out: Path) -> None:
+    """Write a provisioned system to a directory (see the module docstring)."""
+    he_dir = out / "headend"
+    he_dir.mkdir(parents=True, exist_ok=True)
+    (he_dir / "hsm.key").write_bytes(prov.hsm)
+    wrap_key = crypto.hkdf_sha256(prov.hsm, b"", b"AMI hsm wrap", 16)
+    identity = {
+        "eui": prov.headend.eui.hex(),
+        "ca_public": prov.ca_public.hex(),
+        "issuer_id": ISSUER_ID,
+        "headend_private_wrapped": crypto.aes_key_wrap(wrap_key, prov.headend.private).hex(),
+        "ca_private_wrapped": crypto.aes_key_wrap(wrap_key, prov.ca_private).hex(),
+    }
+    (he_dir / "identity.json").write_text(json.dumps(identity, indent=2) + "\n")
+    db = he_dir / "registry.db"
+    if db.exists():
+        db.unlink()
+    prov.registry(db).db.close()
+    for d in prov.devices:
+        dev_dir = out / "devices" / d.eui.hex()
+        dev_dir.mkdir(parents=True, exist_ok=True)
+        (dev_dir / "secret.bin").write_bytes(d.secret)
+        for name, blob in d.image.items():
+            (dev_dir / name).write_bytes(blob)
+        (dev_dir / "certificate.bin").write_bytes(d.cert)

@@ -1,0 +1,422 @@
+"""Declarative spec of the AMI link formats (docs/protocol.md) in ``construct``.
+
+This is an independent second implementation of the protocol's byte formats: it shares no
+code with the firmware codec (``ami.link``) so that property tests can prove the two agree
+(host_tests/cpython/test_spec_equivalence.py). It is also what the sniffer uses to print
+frames. It knows formats only, no keys: secured payloads stay ciphertext.
+
+A frame is parsed in two declarative stages, because the protocol drops a frame failing its
+CRC before anything else is parsed: ``ENVELOPE`` (size bounds, body, FCS checked by
+``Checksum``), then ``FRAME_BODY`` (every field rule as a ``Check``). Errors map to a
+:class:`SpecError` whose ``reason`` is a protocol.md section 6 name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from construct import (
+    Array,
+    BitsInteger,
+    BitStruct,
+    Bytes,
+    Check,
+    Checksum,
+    ChecksumError,
+    Computed,
+    ConstructError,
+    Container,
+    Error,
+    Flag,
+    If,
+    Int8ub,
+    Int16ub,
+    Int16ul,
+    Int32ub,
+    Int64ub,
+    Nibble,
+    Rebuild,
+    Struct,
+    Switch,
+    Terminated,
+    len_,
+    this,
+)
+
+VERSION = 1
+JOIN_REQUEST, JOIN_RESPONSE, JOIN_CONFIRM, DATA = 1, 2, 3, 4
+TYPE_NAMES = {
+    JOIN_REQUEST: "JOIN_REQUEST",
+    JOIN_RESPONSE: "JOIN_RESPONSE",
+    JOIN_CONFIRM: "JOIN_CONFIRM",
+    DATA: "DATA",
+}
+MTU = 255
+HEADER_LEN = 18
+SECURED_HEADER_LEN = 24
+FCS_LEN = 2
+MIN_FRAME = HEADER_LEN + FCS_LEN
+TAG_LENS = (8, 12, 16)
+KEY_SESSION, KEY_GROUP = 0, 1
+JOIN_PAYLOAD_LENS = {JOIN_REQUEST: 45, JOIN_RESPONSE: 101, JOIN_CONFIRM: 196}
+
+READINGS, ACK, GET, SET, RESPONSE, SESSION_START, STATUS = range(1, 8)
+MESSAGE_NAMES = {
+    READINGS: "READINGS",
+    ACK: "ACK",
+    GET: "GET",
+    SET: "SET",
+    RESPONSE: "RESPONSE",
+    SESSION_START: "SESSION_START",
+    STATUS: "STATUS",
+}
+DOWNLINK_MESSAGES = frozenset((ACK, GET, SET, SESSION_START))
+MAX_ITEMS = 13
+MAX_STATUS = 3  # 0 ok, 1 unknown register, 2 read-only, 3 bad value
+
+CERT_LEN = 116
+ROLE_NAMES = {1: "meter", 2: "hub", 3: "headend"}
+
+
+class SpecError(ValueError):
+    """Input that breaks the spec; ``reason`` is ``crc``, ``malformed`` or ``bad_certificate``."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def crc16_kermit(data: bytes) -> int:
+    """CRC-16/KERMIT bit by bit (poly 0x1021 reflected, init 0, no final xor).
+
+    Deliberately not the firmware's table-driven code: the two are cross-checked.
+    """
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+
+# --- Frame (section 1) --------------------------------------------------------------------
+
+ENVELOPE = Struct(
+    Check(lambda c: MIN_FRAME <= c._params.size <= MTU),
+    "body" / Bytes(this._params.size - FCS_LEN),
+    "fcs" / Checksum(Int16ul, crc16_kermit, this.body),  # little-endian, as 802.15.4 sends it
+    Terminated,
+)
+
+VT = BitStruct("version" / Nibble, "ftype" / Nibble)
+
+FLAGS = BitStruct(
+    "reserved" / BitsInteger(3),  # bits 7..5
+    "tag_code" / BitsInteger(2),  # bits 4..3
+    "down" / Flag,  # bit 2
+    "group" / Flag,  # bit 1
+    "secured" / Flag,  # bit 0
+)
+
+SECURITY = Struct("key_id" / Int8ub, "key_gen" / Int8ub, "fcnt" / Int32ub)
+
+
+def _payload_len(c: Any) -> int:
+    if c._parsing:
+        return c._params.body_len - c.header_len - c.tag_len
+    return len(c.payload)
+
+
+def _payload_len_ok(c: Any) -> bool:
+    if c.flags.secured:
+        return c.payload_len >= 1  # a DATA plaintext starts with its message type
+    return c.payload_len == JOIN_PAYLOAD_LENS[c.vt.ftype]
+
+
+FRAME_BODY = Struct(
+    "vt" / VT,
+    Check(this.vt.version == VERSION),
+    Check(lambda c: c.vt.ftype in TYPE_NAMES),
+    "flags" / FLAGS,
+    Check(this.flags.reserved == 0),
+    Check(this.flags.tag_code != 3),
+    Check(lambda c: c.flags.secured == (c.vt.ftype == DATA)),
+    # Unsecured (join) frames: no tag, unicast, DOWN exactly for JOIN_RESPONSE.
+    Check(lambda c: c.flags.secured or c.flags.tag_code == 0),
+    Check(lambda c: c.flags.secured or not c.flags.group),
+    Check(lambda c: c.flags.secured or c.flags.down == (c.vt.ftype == JOIN_RESPONSE)),
+    # Group traffic only flows head end -> devices.
+    Check(lambda c: not c.flags.group or c.flags.down),
+    "src" / Bytes(8),
+    "dst" / Bytes(8),
+    "security" / If(this.flags.secured, SECURITY),
+    Check(lambda c: not c.flags.secured or c.security.key_id in (KEY_SESSION, KEY_GROUP)),
+    Check(lambda c: not c.flags.secured or c.flags.group == (c.security.key_id == KEY_GROUP)),
+    "header_len" / Computed(lambda c: SECURED_HEADER_LEN if c.flags.secured else HEADER_LEN),
+    "tag_len" / Computed(lambda c: TAG_LENS[c.flags.tag_code] if c.flags.secured else 0),
+    "payload_len" / Computed(_payload_len),
+    Check(_payload_len_ok),
+    "payload" / Bytes(this.payload_len),
+    "tag" / If(this.flags.secured, Bytes(this.tag_len)),
+    Terminated,
+)
+
+
+def parse_frame(data: bytes | bytearray | memoryview) -> Container:
+    """Parse a whole frame (FCS included) into FRAME_BODY's Container plus ``raw`` (the frame
+    without FCS), ``header`` (the CCM associated data) and ``fcs``.
+
+    Raises SpecError: ``malformed`` for a size outside [20, 255], then ``crc``, then
+    ``malformed`` for any field rule.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SpecError("malformed", "not bytes")
+    data = bytes(data)
+    try:
+        env = ENVELOPE.parse(data, size=len(data))
+    except ChecksumError as exc:
+        raise SpecError("crc") from exc
+    except ConstructError as exc:
+        raise SpecError("malformed", str(exc)) from exc
+    try:
+        body = FRAME_BODY.parse(env.body, body_len=len(env.body))
+    except ConstructError as exc:
+        raise SpecError("malformed", str(exc)) from exc
+    body.raw = env.body
+    body.header = env.body[: body.header_len]
+    body.fcs = env.fcs
+    return body
+
+
+def build_frame(
+    ftype: int,
+    src: bytes,
+    dst: bytes,
+    payload: bytes,
+    *,
+    down: bool = False,
+    group: bool = False,
+    key_id: int | None = None,
+    key_gen: int = 0,
+    fcnt: int = 0,
+    tag: bytes = b"",
+) -> bytes:
+    """Bytes of a frame, FCS included. A frame is secured when key_id is given; for a
+    secured frame payload is the ciphertext and tag the CCM tag (this module does no crypto).
+
+    Raises SpecError('malformed') for anything the spec would not accept.
+    """
+    secured = key_id is not None
+    if secured and len(tag) not in TAG_LENS or not secured and tag:
+        raise SpecError("malformed", "tag length")
+    fields = Container(
+        vt=Container(version=VERSION, ftype=ftype),
+        flags=Container(
+            reserved=0,
+            tag_code=TAG_LENS.index(len(tag)) if secured else 0,
+            down=bool(down),
+            group=bool(group),
+            secured=secured,
+        ),
+        src=src,
+        dst=dst,
+        security=Container(key_id=key_id, key_gen=key_gen, fcnt=fcnt) if secured else None,
+        payload=payload,
+        tag=tag if secured else None,
+    )
+    try:
+        body = FRAME_BODY.build(fields)
+        return ENVELOPE.build(Container(body=body, fcs=None), size=len(body) + FCS_LEN)
+    except (ConstructError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SpecError("malformed", str(exc)) from exc
+
+
+# --- Join payloads (section 3) --------------------------------------------------------------
+
+JOIN_REQUEST_PAYLOAD = Struct(
+    "dev_nonce" / Int32ub,
+    "g_x" / Bytes(33),
+    "mic" / Bytes(8),  # AES-CMAC(K_jr, frame up to the mic)[:8]
+    Terminated,
+)
+JOIN_RESPONSE_PAYLOAD = Struct(
+    "join_nonce" / Int32ub, "g_y" / Bytes(33), "sig_he" / Bytes(64), Terminated
+)
+JOIN_CONFIRM_PAYLOAD = Struct(
+    "certificate" / Bytes(CERT_LEN), "sig_d" / Bytes(64), "mac" / Bytes(16), Terminated
+)
+JOIN_PAYLOADS = {
+    JOIN_REQUEST: JOIN_REQUEST_PAYLOAD,
+    JOIN_RESPONSE: JOIN_RESPONSE_PAYLOAD,
+    JOIN_CONFIRM: JOIN_CONFIRM_PAYLOAD,
+}
+
+
+def parse_join(ftype: int, payload: bytes) -> Container:
+    """Fields of a join payload (points and signatures unchecked); SpecError('malformed')."""
+    if ftype not in JOIN_PAYLOADS or not isinstance(payload, bytes | bytearray | memoryview):
+        raise SpecError("malformed", "not a join payload")
+    try:
+        return JOIN_PAYLOADS[ftype].parse(bytes(payload))
+    except ConstructError as exc:
+        raise SpecError("malformed", str(exc)) from exc
+
+
+def build_join(ftype: int, **fields: Any) -> bytes:
+    """A join payload from its fields (names as in JOIN_PAYLOADS)."""
+    if ftype not in JOIN_PAYLOADS:
+        raise SpecError("malformed", "not a join type")
+    try:
+        return JOIN_PAYLOADS[ftype].build(fields)
+    except (ConstructError, TypeError, ValueError, KeyError) as exc:
+        raise SpecError("malformed", str(exc)) from exc
+
+
+# --- DATA messages (section 4) --------------------------------------------------------------
+
+
+def _count_ok(c: Any) -> bool:
+    return 1 <= c.count <= MAX_ITEMS
+
+
+READING = Struct("seq" / Int32ub, "time" / Int32ub, "wh" / Int64ub)
+
+MESSAGE = Struct(
+    "msg_type" / Int8ub,
+    "body"
+    / Switch(
+        this.msg_type,
+        {
+            READINGS: Struct(
+                "count" / Rebuild(Int8ub, len_(this.readings)),
+                Check(_count_ok),
+                "readings" / Array(this.count, READING),
+            ),
+            ACK: Struct(
+                "count" / Rebuild(Int8ub, len_(this.seqs)),
+                Check(_count_ok),
+                "seqs" / Array(this.count, Int32ub),
+            ),
+            GET: Struct("req_id" / Int16ub, "register" / Int8ub),
+            SET: Struct("req_id" / Int16ub, "register" / Int8ub, "value" / Int32ub),
+            RESPONSE: Struct(
+                "req_id" / Int16ub,
+                "status" / Int8ub,
+                Check(this.status <= MAX_STATUS),
+                "register" / Int8ub,
+                "value" / Int32ub,
+            ),
+            SESSION_START: Struct("join_nonce" / Int32ub),
+            STATUS: Struct("reason" / Int8ub, "rx_floor" / Int32ub),
+        },
+        default=Error,
+    ),
+    Terminated,
+)
+
+
+def parse_message(plaintext: bytes) -> Container:
+    """A DATA plaintext as Container(msg_type, body); SpecError('malformed')."""
+    if not isinstance(plaintext, bytes | bytearray | memoryview):
+        raise SpecError("malformed", "not bytes")
+    try:
+        return MESSAGE.parse(bytes(plaintext))
+    except ConstructError as exc:
+        raise SpecError("malformed", str(exc)) from exc
+
+
+def build_message(msg_type: int, **body: Any) -> bytes:
+    """A DATA plaintext; body fields named as in MESSAGE (readings: dicts seq/time/wh)."""
+    try:
+        return MESSAGE.build(Container(msg_type=msg_type, body=Container(body)))
+    except (ConstructError, TypeError, ValueError, KeyError) as exc:
+        raise SpecError("malformed", str(exc)) from exc
+
+
+# --- Certificate (section 2) ----------------------------------------------------------------
+
+CERTIFICATE = Struct(
+    "version" / Int8ub,
+    Check(this.version == 1),
+    "role" / Int8ub,
+    Check(lambda c: c.role in ROLE_NAMES),
+    "eui" / Bytes(8),
+    "not_before" / Int32ub,
+    "not_after" / Int32ub,
+    Check(this.not_before <= this.not_after),
+    "public_key" / Bytes(33),  # compressed SEC1 point
+    Check(lambda c: c.public_key[0] in (2, 3)),
+    "issuer_id" / Int8ub,
+    "signature" / Bytes(64),  # r || s over "AMI-CERT-1" || bytes 0..51
+    Terminated,
+)
+
+
+def parse_certificate(data: bytes) -> Container:
+    """Certificate fields (structure only, no signature check); SpecError('bad_certificate')."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SpecError("bad_certificate", "not bytes")
+    try:
+        return CERTIFICATE.parse(bytes(data))
+    except ConstructError as exc:
+        raise SpecError("bad_certificate", str(exc)) from exc
+
+
+def build_certificate(**fields: Any) -> bytes:
+    """116 certificate bytes from its fields (version defaults to 1)."""
+    fields.setdefault("version", 1)
+    try:
+        return CERTIFICATE.build(fields)
+    except (ConstructError, TypeError, ValueError, KeyError) as exc:
+        raise SpecError("bad_certificate", str(exc)) from exc
+
+
+# --- Sniffer ---------------------------------------------------------------------------------
+
+
+def _short(data: bytes) -> str:
+    return data[:4].hex() + "..."
+
+
+def _join_summary(ftype: int, payload: bytes) -> str:
+    j = parse_join(ftype, payload)  # sizes were checked by the frame rules
+    if ftype == JOIN_REQUEST:
+        return f"dev_nonce={j.dev_nonce} G_X={_short(j.g_x)} mic={j.mic.hex()}"
+    if ftype == JOIN_RESPONSE:
+        return f"join_nonce={j.join_nonce} G_Y={_short(j.g_y)} sig={_short(j.sig_he)}"
+    try:
+        cert = parse_certificate(j.certificate)
+        who = (
+            f"cert={ROLE_NAMES[cert.role]}/{cert.eui.hex()} issuer={cert.issuer_id}"
+            f" valid={cert.not_before}..{cert.not_after}"
+        )
+    except SpecError:
+        who = "cert=invalid"
+    return f"{who} sig={_short(j.sig_d)} mac={_short(j.mac)}"
+
+
+def describe(data: bytes | bytearray | memoryview) -> str:
+    """One line for the sniffer: type, flags, addresses, security fields, lengths; the join
+    fields of an unsecured join frame. Never raises: a rejected frame says why."""
+    size = len(data) if isinstance(data, bytes | bytearray | memoryview) else 0
+    try:
+        f = parse_frame(data)
+    except SpecError as exc:
+        return f"invalid frame ({exc.reason}) len={size}"
+    parts = [TYPE_NAMES[f.vt.ftype], "down" if f.flags.down else "up"]
+    if f.flags.group:
+        parts.append("group")
+    parts += [f"src={f.src.hex()}", f"dst={f.dst.hex()}"]
+    if f.flags.secured:
+        s = f.security
+        parts += [
+            f"key={'group' if s.key_id == KEY_GROUP else 'session'}",
+            f"gen={s.key_gen}",
+            f"fcnt={s.fcnt}",
+            f"payload={f.payload_len}",
+            f"tag={f.tag_len}",
+        ]
+    else:
+        parts.append(_join_summary(f.vt.ftype, f.payload))
+    parts.append(f"len={size}")
+    return " ".join(parts)

@@ -308,10 +308,9 @@ class Meter:
     def _dispatch(self, mtype, fields):
         if mtype == messages.ACK:
             acked = fields[0]
-            keep = [r for r in self.queue if r[0] not in acked]
-            if len(keep) != len(self.queue):
-                self.queue = keep
-                self._save_queue()
+            # Not persisted here: the next reading's write drops them from flash. A power cut
+            # before that only resends acknowledged readings, which the head end drops.
+            self.queue = [r for r in self.queue if r[0] not in acked]
             if not self.queue:
                 self._wake.pop("retry", None)
             return []

@@ -589,13 +589,13 @@ def render_markdown(data: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between the bench markers in path (appending them if missing)."""
-    block = f"{BEGIN}\n{body}\n{END}"
+def write_section(path: Path, body: str, begin: str = BEGIN, end_marker: str = END) -> None:
+    """Replace the text between two markers in path (appending them if missing)."""
+    block = f"{begin}\n{body}\n{end_marker}"
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start, end = text.find(BEGIN), text.find(END)
+    start, end = text.find(begin), text.find(end_marker)
     if start != -1 and end > start:
-        text = text[:start] + block + text[end + len(END) :]
+        text = text[:start] + block + text[end + len(end_marker) :]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ def _vectors(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from amitools import bench
+    from amitools import bench, linkbench
 
     parser = argparse.ArgumentParser(prog="ami", description="AMI endpoint emulator tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--loss", type=float, default=0.05, help="radio frame loss per link")
     demo.add_argument("--hours", type=int, default=24, help="simulated reporting time")
+    demo.add_argument(
+        "--workers", type=int, default=0,
+        help="parallel fleet partitions (0: one per core from 1,000 meters, else 1)",
+    )
     demo.add_argument("--json", metavar="FILE", help="write the report as JSON")
     demo.set_defaults(func=_demo)
     prov = sub.add_parser("provision", help="create CA, head end and device key stores")
@@ -55,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     vec.add_argument("--out", default="build/vectors")
     vec.set_defaults(func=_vectors)
     bench.add_parser(sub)
+    linkbench.add_parser(sub)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from amitools.fleet import DemoOptions, run_demo
 
@@ -49,9 +50,10 @@ def verdict(r: dict) -> list[str]:
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of `ami demo`; exits non-zero if a reading is lost or an attack accepted."""
+    workers = args.workers or ((os.cpu_count() or 1) if args.meters >= 1000 else 1)
     opts = DemoOptions(
         meters=args.meters, micropython=min(args.micropython, args.meters), seed=args.seed,
-        loss=args.loss, hours=args.hours,
+        loss=args.loss, hours=args.hours, workers=workers,
     )
     report = run_demo(opts)
     print(summary(report))

@@ -59,7 +59,7 @@ class MicroPythonMeter:
         frames: list[bytes] = []
         self.info: dict | None = None
         while True:
-            chunk = proc.stdout.read1(65536)
+            chunk = proc.stdout.read(65536)  # unbuffered: one read(2), whatever is there
             if not chunk:
                 raise RuntimeError(f"MicroPython node {self.address.hex()} exited")
             for msg in self._decoder.feed(chunk):

@@ -27,9 +27,21 @@ def micropython_binary() -> str:
     )
 
 
+def compiled_firmware() -> Path | None:
+    """build/mpy if every firmware module there is at least as new as its source."""
+    out = REPO / "build" / "mpy"
+    for src in FIRMWARE.rglob("*.py"):
+        mpy = out / src.relative_to(FIRMWARE).with_suffix(".mpy")
+        if not mpy.exists() or mpy.stat().st_mtime < src.stat().st_mtime:
+            return None
+    return out
+
+
 def micropython_path() -> str:
-    """MICROPYPATH for firmware runs: compiled .mpy first when built, then sources."""
-    return os.pathsep.join([str(REPO / "build" / "mpy"), str(FIRMWARE), ".frozen"])
+    """MICROPYPATH for firmware runs: the mpy-cross build (as a board runs it) when it is up
+    to date, else the sources; never a stale build."""
+    compiled = compiled_firmware()
+    return os.pathsep.join([str(compiled or FIRMWARE), ".frozen"])
 
 
 def run_micropython(

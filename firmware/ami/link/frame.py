@@ -263,7 +263,8 @@ def seal(
     if SECURED_HEADER_LEN + len(plaintext) + tag_len + FCS_LEN > MTU:
         raise ValueError("frame longer than the MTU")
     header = struct.pack(_SECURED_HDR, VERSION << 4 | ftype, flags, src, dst, key_id, key_gen, fcnt)
-    body = aes_ccm_encrypt(key, nonce(src, key_id, fcnt), plaintext, header, tag_len)
+    # The nonce fields were checked above: header[2:10] is src, header[18] key_id, then fcnt.
+    body = aes_ccm_encrypt(key, src + header[18:19] + header[20:24], plaintext, header, tag_len)
     return _finish(header + body)
 
 

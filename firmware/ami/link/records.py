@@ -59,7 +59,13 @@ def check_record_name(name):
 
 
 class RecordStore:
-    """Sealed A/B records on a storage port; keeps no copy of any record between calls."""
+    """Sealed A/B records on a storage port.
+
+    It keeps no copy of any record between calls: every read scans and authenticates both
+    slots. It remembers only which slot holds the newest copy and its generation, as its
+    last write or scan found them, so a write need not decrypt both slots first. Every scan
+    refreshes that (a slot gone bad is seen at the next read) and a failed write forgets it.
+    """
 
     def __init__(self, storage, storage_key16, entropy):
         if not isinstance(storage_key16, (bytes, bytearray)) or len(storage_key16) != 16:
@@ -67,6 +73,7 @@ class RecordStore:
         self._storage = storage
         self._key = bytes(storage_key16)
         self._entropy = entropy
+        self._last = {}  # name -> (newest slot index, generation) per the last write or scan
 
     def read(self, name):
         """The newest valid payload, or None if neither slot exists; RecordCorrupt otherwise."""
@@ -98,7 +105,11 @@ class RecordStore:
         check_record_name(name)
         if not isinstance(payload, (bytes, bytearray)):
             raise TypeError("record payload must be bytes")
-        _, newest, gen, _, _ = self._scan(name)
+        last = self._last.pop(name, None)
+        if last is None:
+            _, newest, gen, _, _ = self._scan(name)
+        else:
+            newest, gen = last
         if gen is None:  # nothing valid: any generation is newer than garbage
             newest, gen = 1, 0
         if gen >= MAX_GENERATION:
@@ -110,11 +121,13 @@ class RecordStore:
             raise ValueError("entropy port returned a short nonce")
         sealed = aes_ccm_encrypt(self._key, nonce, bytes(payload), _aad(name, head), TAG_LEN)
         self._storage.write(name + SLOTS[1 - newest], head + nonce + sealed)
+        self._last[name] = (1 - newest, gen)  # not reached if the write raised
         return gen
 
     def _scan(self, name):
         """(any slot exists, newest slot index, its generation, its payload, payload of a
-        second valid copy with the same generation or None); generation None if none valid."""
+        second valid copy with the same generation or None); generation None if none valid.
+        Refreshes the remembered newest slot."""
         found = False
         best = None
         gen = None
@@ -133,6 +146,10 @@ class RecordStore:
                 best, gen, payload, other = i, g, data, None
             elif g == gen:
                 other = data
+        if gen is None or other is not None:
+            self._last.pop(name, None)
+        else:
+            self._last[name] = (best, gen)
         return found, best, gen, payload, other
 
     def _open(self, name, blob):

@@ -15,15 +15,13 @@ class SimMetrology:
         h = hashlib.sha256(b"ami metrology" + bytes(seed)).digest()
         # 24 hourly loads between 150 W and 2,700 W: a plausible household curve.
         self.watts = [150 + h[i] * 10 for i in range(24)]
-        self._day = sum(self.watts) * 3600  # watt-seconds in one day
+        # Watt-seconds consumed from midnight to the start of each hour, and in a whole day.
+        self._before = [0] * 25
+        for i in range(24):
+            self._before[i + 1] = self._before[i] + self.watts[i] * 3600
 
     def energy_wh(self, now_s):
         """Energy in Wh consumed from the Unix epoch to now_s (integer, never decreasing)."""
         days, rest = divmod(now_s, 86400)
-        ws = days * self._day
-        hour = 0
-        while rest >= 3600:
-            ws += self.watts[hour] * 3600
-            rest -= 3600
-            hour += 1
-        return (ws + self.watts[hour] * rest) // 3600
+        hour, sec = divmod(rest, 3600)
+        return (days * self._before[24] + self._before[hour] + self.watts[hour] * sec) // 3600

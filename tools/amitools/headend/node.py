@@ -114,26 +114,53 @@ class HeadEnd:
     def receive(self, data: bytes, now_ms: int) -> tuple[str | None, list[bytes]]:
         """One uplink frame: (None, replies) if accepted, else (reason, [])."""
         self._now = now_ms
-        try:
-            fr = frame.decode(data)
-        except frame.FrameError as exc:
-            return self._reject(exc.reason)
-        if fr.dst != self.address or fr.group:
-            return self._reject("not_for_me")
-        if fr.down:
-            return self._reject("unexpected")
-        dev = self.devices.get(fr.src)
-        if dev is None:
-            return self._reject("unknown_device")
-        if dev.revoked:
-            return self._reject("revoked")
+        reason, fr, dev = self.route(data)
+        if reason:
+            return self._reject(reason)
         if fr.ftype == frame.JOIN_REQUEST:
             return self._on_join_request(dev, fr)
         if fr.ftype == frame.JOIN_CONFIRM:
             return self._on_join_confirm(dev, fr)
         if fr.ftype != frame.DATA:
             return self._reject("unexpected")
-        return self._on_data(dev, fr)
+        reason, plain = self.open_data(dev, fr)
+        if reason:
+            return self._reject(reason)
+        return self._on_data(dev, plain)
+
+    def route(self, data: bytes) -> tuple[str | None, frame.Frame | None, Device | None]:
+        """Decode an uplink and find its registered sender: (reason, frame, device)."""
+        try:
+            fr = frame.decode(data)
+        except frame.FrameError as exc:
+            return exc.reason, None, None
+        if fr.dst != self.address or fr.group:
+            return "not_for_me", None, None
+        if fr.down:
+            return "unexpected", None, None
+        dev = self.devices.get(fr.src)
+        if dev is None:
+            return "unknown_device", None, None
+        if dev.revoked:
+            return "revoked", None, None
+        return None, fr, dev
+
+    def open_data(self, dev: Device, fr: frame.Frame) -> tuple[str | None, bytes]:
+        """Replay-check, authenticate and decrypt a DATA uplink: (reason, plaintext). The
+        window records the counter only once the tag has verified."""
+        s = dev.session
+        if s is None or fr.key_id != frame.KEY_SESSION:
+            return "unknown_key", b""
+        if fr.key_gen != s.key_gen:
+            return "key_generation", b""
+        if not s.window.check(fr.fcnt):
+            return "replay", b""
+        try:
+            plain = frame.open_frame(s.k_up, fr)
+        except crypto.AuthError:
+            return "auth", b""
+        s.window.accept(fr.fcnt)
+        return None, plain
 
     def tick(self, now_ms: int) -> list[bytes]:
         self._now = now_ms
@@ -247,19 +274,8 @@ class HeadEnd:
 
     # ---- data --------------------------------------------------------------------------
 
-    def _on_data(self, dev: Device, fr) -> tuple[str | None, list[bytes]]:
+    def _on_data(self, dev: Device, plain: bytes) -> tuple[str | None, list[bytes]]:
         s = dev.session
-        if s is None or fr.key_id != frame.KEY_SESSION:
-            return self._reject("unknown_key")
-        if fr.key_gen != s.key_gen:
-            return self._reject("key_generation")
-        if not s.window.check(fr.fcnt):
-            return self._reject("replay")
-        try:
-            plain = frame.open_frame(s.k_up, fr)
-        except crypto.AuthError:
-            return self._reject("auth")
-        s.window.accept(fr.fcnt)
         try:
             mtype, fields = messages.decode(plain, down=False)
         except frame.FrameError:

@@ -1,0 +1,212 @@
+"""`ami linkbench`: the secure link's performance targets (issue: secure link).
+
+- device side, on the MicroPython unix port (256K heap) and on CPython with the portable
+  crypto: the join computation and the receive path of a secured downlink
+  (`mplinkbench.py`, the same script on both runtimes);
+- the head end: decrypt and verify of upstream frames, one unique key per meter, with a
+  million keys loaded, on one core (`HeadEnd.route` + `HeadEnd.open_data`, the production
+  path), and the whole collection path (dedup, storage row, sealed ACK) alongside;
+- the fleet: `ami demo --meters N`, its reporting rate and join rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ami import crypto
+from ami.link import frame, messages
+
+from amitools import FIRMWARE
+from amitools.bench import write_section
+from amitools.headend import HeadEnd, Registry
+from amitools.headend.node import Device, Session
+from amitools.provision import device_eui, provision
+from amitools.runtimes import run_micropython
+
+BEGIN = "<!-- linkbench:begin -->"
+END = "<!-- linkbench:end -->"
+SCRIPT = Path(__file__).with_name("mplinkbench.py")
+
+
+def node_dir(out: Path) -> Path:
+    """A provisioned device and the head end's key, as mplinkbench.py reads them."""
+    prov = provision(1, 1_767_225_600, seed=7)
+    kit = prov.devices[0]
+    (out / "flash").mkdir(parents=True, exist_ok=True)
+    for name, blob in kit.image.items():
+        (out / "flash" / name).write_bytes(blob)
+    (out / "secret.bin").write_bytes(kit.secret)
+    (out / "he.key").write_bytes(prov.headend.private)
+    return out
+
+
+def device_side(out: Path) -> dict[str, Any]:
+    """mplinkbench.py on the unix port and on CPython (portable crypto)."""
+    d = node_dir(out)
+    mp = run_micropython([str(SCRIPT), str(d)], heap="256K", timeout=600)
+    if mp.returncode:
+        raise RuntimeError("MicroPython link bench failed:\n" + mp.stdout + mp.stderr)
+    env = dict(os.environ, AMI_CRYPTO="portable", PYTHONPATH=str(FIRMWARE))
+    cp = subprocess.run(
+        [sys.executable, str(SCRIPT), str(d)], env=env, capture_output=True, text=True,
+        timeout=600,
+    )
+    if cp.returncode:
+        raise RuntimeError("CPython link bench failed:\n" + cp.stdout + cp.stderr)
+    return {"micropython": json.loads(mp.stdout), "cpython_portable": json.loads(cp.stdout)}
+
+
+def headend_throughput(keys: int, frames: int, seed: int = 1) -> dict[str, Any]:
+    """Uplink frames per second through the head end with `keys` sessions loaded."""
+    rng = random.Random(seed)
+    prov = provision(0, 1_767_225_600, seed=seed)
+    he = HeadEnd(prov.headend, Registry(":memory:", prov.kek), None)
+    t = time.perf_counter()
+    for i in range(keys):
+        eui = device_eui(i)
+        k_up = rng.randbytes(16)
+        dev = Device(eui, b"", b"", False, None, 1)
+        dev.session = Session(1, k_up, rng.randbytes(16), 1 << 30)
+        he.devices[eui] = dev
+    load_s = time.perf_counter() - t
+    counters: dict[bytes, int] = {}
+    data = []
+    for _ in range(frames):
+        eui = device_eui(rng.randrange(keys))
+        fcnt = counters.get(eui, 0)
+        counters[eui] = fcnt + 1
+        seq = fcnt * 4
+        body = messages.encode_readings([(seq + j, 1_767_225_600 + j, 1000 + j) for j in range(4)])
+        s = he.devices[eui].session
+        data.append(
+            frame.seal(s.k_up, frame.DATA, eui, he.address, frame.KEY_SESSION, 1, fcnt, body)
+        )
+    route, open_data = he.route, he.open_data
+    t = time.perf_counter()
+    for d in data:
+        reason, fr, dev = route(d)
+        if reason is None:
+            reason, _plain = open_data(dev, fr)
+        if reason is not None:
+            raise RuntimeError("head end bench: " + reason)
+    verify_s = time.perf_counter() - t
+    # The whole collection path on fresh sessions: replay windows start empty again.
+    for dev in he.devices.values():
+        dev.session = Session(1, dev.session.k_up, dev.session.k_down, 1 << 30)
+    he.registry.save_down_limit = lambda eui, limit: None  # bench: no per-device SQL writes
+    t = time.perf_counter()
+    for d in data[: frames // 2]:
+        if he.receive(d, 0)[0] is not None:
+            raise RuntimeError("head end bench: collection rejected a frame")
+    collect_s = time.perf_counter() - t
+    return {
+        "keys": keys,
+        "frames": frames,
+        "frame_bytes": len(data[0]),
+        "load_seconds": round(load_s, 1),
+        "verify_frames_per_second": round(frames / verify_s),
+        "collect_frames_per_second": round(frames // 2 / collect_s),
+        "backend": crypto.BACKEND,
+    }
+
+
+def fleet(meters: int) -> dict[str, Any]:
+    """`ami demo --meters N` in a subprocess; its JSON report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fleet.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "amitools.cli", "demo", "--meters", str(meters),
+             "--json", str(out)],
+            capture_output=True, text=True, timeout=1800,
+        )
+        if not out.exists():
+            raise RuntimeError("fleet demo failed:\n" + proc.stdout[-2000:] + proc.stderr)
+        report = json.loads(out.read_text())
+        report["exit_status"] = proc.returncode
+        return report
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
+    """(status, text) of each target, from the measurements."""
+    out = []
+    mp = r["device"]["micropython"]
+    out.append((mp["receive_us"] <= 300, f"MicroPython receive path of a secured downlink "
+                f"({mp['frame_bytes']}-byte frame: CRC, parse, replay check, CCM, dispatch) "
+                f"<= 0.3 ms: {mp['receive_us'] / 1000:.3f} ms"))
+    out.append((mp["join_us"] <= 40_000, f"MicroPython device-side join computation <= 40 ms: "
+                f"{mp['join_us'] / 1000:.1f} ms (first join, head-end key not yet cached: "
+                f"{mp['join_first_us'] / 1000:.1f} ms)"))
+    he = r["headend"]
+    out.append((he["verify_frames_per_second"] >= 100_000, f"head end decrypt and verify, "
+                f"{he['keys']:,} keys loaded, one core >= 100,000 frames/s: "
+                f"{he['verify_frames_per_second']:,} frames/s ({he['frame_bytes']}-byte frames; "
+                f"whole collection path with ACKs: {he['collect_frames_per_second']:,}/s)"))
+    f = r.get("fleet")
+    if f:
+        rate = f["rates"]["readings_per_minute"]
+        ok = rate >= 1_000_000 and f["exit_status"] == 0
+        out.append((ok, f"fleet of {f['meters']:,} meters ({f['workers']} workers): "
+                    f"{rate:,} readings per wall-clock minute in the reporting phase (>= "
+                    f"1,000,000), {f['readings']['lost']} lost, {f['attacks']['accepted']} attacks "
+                    f"accepted; joins {f['rates']['joins_per_second']}/s; whole run "
+                    f"{f['wall_seconds']} s"))
+    return out
+
+
+def render(r: dict[str, Any]) -> str:
+    """Markdown of the measurements and targets."""
+    dev = r["device"]
+    lines = [
+        f"Measured {r['date']} by `ami linkbench` (`make bench`); medians.",
+        "",
+        "| device side | MicroPython (256K heap) | CPython, portable crypto |",
+        "|---|--:|--:|",
+        f"| join computation (device's part) | {dev['micropython']['join_us'] / 1000:.1f} ms | "
+        f"{dev['cpython_portable']['join_us'] / 1000:.1f} ms |",
+        f"| receive secured downlink | {dev['micropython']['receive_us'] / 1000:.3f} ms | "
+        f"{dev['cpython_portable']['receive_us'] / 1000:.3f} ms |",
+        "",
+        "Targets:",
+        "",
+    ]
+    for ok, text in targets(r):
+        lines.append(f"- **{'PASS' if ok else 'FAIL'}** {text}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure everything, print it, optionally write it into a markdown file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        result: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d")}
+        result["device"] = device_side(Path(tmp))
+    result["headend"] = headend_throughput(args.keys, args.frames)
+    if args.fleet:
+        result["fleet"] = fleet(args.fleet)
+    text = render(result)
+    print(text)
+    if args.write:
+        write_section(Path(args.write), text, BEGIN, END)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register `ami linkbench`."""
+    p = sub.add_parser("linkbench", help="secure-link benchmarks: device, head end, fleet")
+    p.add_argument("--keys", type=int, default=1_000_000, help="sessions loaded in the head end")
+    p.add_argument("--frames", type=int, default=200_000)
+    p.add_argument("--fleet", type=int, default=10_000, help="fleet size for the demo (0: skip)")
+    p.add_argument("--write", metavar="FILE")
+    p.add_argument("--json", metavar="FILE")
+    p.set_defaults(func=run)

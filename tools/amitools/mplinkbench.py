@@ -1,0 +1,132 @@
+"""Device-side link benchmarks; runs unchanged on MicroPython and CPython.
+
+    micropython mplinkbench.py NODE_DIR
+
+NODE_DIR (written by amitools.linkbench) holds a provisioned device: `flash/` with its
+key store image, `secret.bin`, and `he.key`, the head end's private key, used here only to
+play the head end's side of the join outside the timed sections. Prints one JSON line:
+medians in microseconds of the device's join computation and of the receive path of a
+secured downlink (CRC, parse, replay check, CCM, dispatch).
+"""
+
+import json
+import sys
+
+try:
+    from time import ticks_diff, ticks_us
+except ImportError:
+    from time import perf_counter
+
+    def ticks_us():
+        return int(perf_counter() * 1000000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+
+from ami import crypto
+from ami.keystore import Keystore
+from ami.link import frame, join, messages
+from ami.link.records import RecordStore, derive_storage_key
+from ami.meter import Meter
+from ami.ports.entropy import DeterministicEntropy
+from ami.ports.metrology import SimMetrology
+from ami.ports.storage import FileStorage, MemoryStorage
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def load(node_dir):
+    def read(name):
+        with open(node_dir + "/" + name, "rb") as f:
+            return f.read()
+
+    flash = FileStorage(node_dir + "/flash")
+    image = {}
+    for name in flash.names():
+        image[name] = flash.read(name)
+    return image, read("secret.bin"), read("he.key")
+
+
+def bench_join(image, secret, he_private, rounds):
+    """Device work of one join: request (DevNonce record, ephemeral key, mic) and response
+    (verify the head end, ECDH, key schedule, sign, confirm); the head end's part untimed."""
+    entropy = DeterministicEntropy(b"join bench")
+    records = RecordStore(MemoryStorage(dict(image)), derive_storage_key(secret), entropy)
+    ks = Keystore.load(records)
+    dj = join.DeviceJoin(ks, records, entropy)
+    he_entropy = DeterministicEntropy(b"he bench")
+    times = []
+    for i in range(rounds):
+        t0 = ticks_us()
+        req = dj.request()
+        t1 = ticks_us()
+        m1 = frame.decode(req)
+        eph, gy = join.ephemeral(he_entropy)
+        h2 = frame.header(frame.JOIN_RESPONSE, ks.he_eui, ks.eui, True)
+        th2 = join.transcript2(m1.raw, h2, i + 1, gy)
+        sig = crypto.ecdsa_sign(he_private, join.LABEL2 + th2)
+        resp = frame.decode(
+            frame.encode(frame.JOIN_RESPONSE, ks.he_eui, ks.eui,
+                         messages.encode_join_response(i + 1, gy, sig), True)
+        )
+        t2 = ticks_us()
+        reason, result = dj.respond(resp, i)
+        t3 = ticks_us()
+        if reason:
+            raise RuntimeError("join bench: " + reason)
+        times.append(ticks_diff(t1, t0) + ticks_diff(t3, t2))
+    return times
+
+
+def bench_receive(image, secret, rounds):
+    """Meter.receive of secured ACK downlinks (13 sequence numbers, 88-byte frames)."""
+    storage = MemoryStorage(dict(image))
+    entropy = DeterministicEntropy(b"rx bench")
+    records = RecordStore(storage, derive_storage_key(secret), entropy)
+    k_up = b"\x01" * 16
+    k_down = b"\x02" * 16
+    records.write("session", (7).to_bytes(4, "big") + k_up + k_down)
+    records.write("txctr", (0).to_bytes(4, "big"))
+    records.write("rxfloor", b"")
+    meter = Meter(storage, secret, entropy, SimMetrology(b"rx"))
+    if meter.state != "active":
+        raise RuntimeError("receive bench: no session")
+    ks = meter.keys
+    frames = []
+    for i in range(rounds):
+        seqs = [i * 13 + j for j in range(13)]
+        ack = messages.encode_ack(seqs)
+        frames.append(frame.seal(k_down, frame.DATA, ks.he_eui, ks.eui, frame.KEY_SESSION, 7,
+                                 i + 1, ack, True))
+    times = []
+    now = 1767225600000
+    for i in range(rounds):
+        meter.queue = [(s, 0, 0) for s in range(i * 13, i * 13 + 13)]
+        t0 = ticks_us()
+        reason, _ = meter.receive(frames[i], now)
+        t1 = ticks_us()
+        if reason:
+            raise RuntimeError("receive bench: " + reason)
+        times.append(ticks_diff(t1, t0))
+    return times, len(frames[0])
+
+
+def main():
+    image, secret, he_private = load(sys.argv[1])
+    join_times = bench_join(image, secret, he_private, 9)
+    rx_times, size = bench_receive(image, secret, 101)
+    print(json.dumps({
+        "runtime": sys.implementation.name,
+        "backend": crypto.BACKEND,
+        "join_us": median(join_times),
+        "join_first_us": join_times[0],
+        "receive_us": median(rx_times),
+        "frame_bytes": size,
+    }))
+
+
+main()

@@ -28,7 +28,7 @@ class KeystoreError(Exception):
     """The key store is missing or unusable: the device must be (re-)provisioned."""
 
     def __init__(self, reason):
-        Exception.__init__(self, reason)
+        super().__init__(reason)
         self.reason = reason
 
 

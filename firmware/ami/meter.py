@@ -161,7 +161,9 @@ class Meter:
         self._schedule_reading(now_ms)
         if self.state == ACTIVE:
             s = self._session
-            out = self._send(messages.encode_status(_STATUS_REBOOT, s.rx.floor))
+            # No floor (nothing received yet) lets the head end keep its counter: send 0.
+            floor = s.rx.floor
+            out = self._send(messages.encode_status(_STATUS_REBOOT, floor or 0))
             return out + self._send_queue()
         self._wake["join"] = now_ms + self._uniform(0, self.cfg.join_spread_ms)
         return []

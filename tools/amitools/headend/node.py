@@ -18,8 +18,10 @@ from ami.link.replay import ReplayWindow
 
 JOIN_RATE = 4  # join requests per device ...
 JOIN_WINDOW_MS = 300_000  # ... per five minutes
-RESERVE = 64  # downlink counters reserved per registry write
-FLUSH_MS = 1_000  # readings reach SQLite within a second of virtual time
+RESERVE = 4096  # downlink counters reserved per registry write (a restart skips the rest)
+# Group commit: readings are committed together at most this often, and acknowledged only
+# once committed, so an acknowledged reading is never lost with the head end.
+FLUSH_MS = 5_000
 UP_WINDOW = 64
 
 
@@ -100,6 +102,8 @@ class HeadEnd:
         self.responses: dict[tuple[bytes, int], tuple[int, int, int]] = {}
         self._req_id = 0
         self._rows: list[tuple[bytes, int, int, int, int]] = []
+        self._acks: dict[bytes, list[int]] = {}  # readings awaiting their commit, per device
+        self._flush_at: int | None = None
         self._now = 0
         self.readings_stored = 0
         self.duplicates = 0
@@ -164,14 +168,15 @@ class HeadEnd:
 
     def tick(self, now_ms: int) -> list[bytes]:
         self._now = now_ms
-        self.flush()
+        if self._flush_at is not None and now_ms >= self._flush_at:
+            self.flush()
         out, self.outbox = self.outbox, []
         return out
 
     def next_wakeup(self) -> int | None:
         if self.outbox:
             return self._now
-        return self._now + FLUSH_MS if self._rows else None
+        return self._flush_at
 
     # ---- command API -------------------------------------------------------------------
 
@@ -196,11 +201,18 @@ class HeadEnd:
         self.registry.revoke(eui)
 
     def flush(self) -> None:
-        """Write buffered readings to SQLite."""
+        """Commit buffered readings, then queue their acknowledgements."""
         if self._rows:
             self.registry.add_readings(self._rows)
-            self.registry.commit()
             self._rows = []
+        self.registry.commit()
+        step = messages.MAX_ITEMS
+        for eui, seqs in self._acks.items():
+            dev = self.devices[eui]
+            for i in range(0, len(seqs), step):
+                self.outbox += self._seal(dev, messages.encode_ack(seqs[i : i + step]))
+        self._acks = {}
+        self._flush_at = None
 
     # ---- join --------------------------------------------------------------------------
 
@@ -296,15 +308,20 @@ class HeadEnd:
         return self._reject("unexpected")
 
     def _on_readings(self, dev: Device, readings: list[tuple[int, int, int]]) -> list[bytes]:
+        pending = self._acks.setdefault(dev.eui, [])
         for seq, t, wh in readings:
+            if seq not in pending:
+                # Duplicates are acknowledged again: the meter missed the acknowledgement.
+                pending.append(seq)
             if seq in dev.seqs:
                 self.duplicates += 1
                 continue
             dev.seqs.add(seq)
             self._rows.append((dev.eui, seq, t, wh, self._now))
             self.readings_stored += 1
-        # Duplicates are acknowledged again: the meter missed the first acknowledgement.
-        return self._seal(dev, messages.encode_ack([r[0] for r in readings]))
+        if self._flush_at is None:
+            self._flush_at = self._now + FLUSH_MS
+        return []
 
     # ---- helpers -----------------------------------------------------------------------
 

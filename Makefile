@@ -65,8 +65,11 @@ test: $(STAMP)
 demo: $(STAMP) mpy
 	$(BIN)/ami demo
 
+# Crypto primitives on every runtime, then the secure link: device side, head end with a
+# million keys, and a 10,000-meter fleet. Figures go to docs/benchmarks.md.
 bench: $(STAMP) check-micropython mpy
 	$(BIN)/ami bench --write docs/benchmarks.md --json build/bench.json
+	$(BIN)/ami linkbench --write docs/benchmarks.md --json build/linkbench.json
 
 clean:
 	rm -rf build .venv

@@ -14,17 +14,6 @@ except ImportError:  # CPython
 
 
 try:
-    import micropython as _mp
-
-    native = _mp.native
-except (ImportError, AttributeError):  # CPython, or a port built without the native emitter
-
-    def native(func):
-        """Stand-in for @micropython.native: the function unchanged."""
-        return func
-
-
-try:
     from os import getenv
 except ImportError:  # boards: no environment
 

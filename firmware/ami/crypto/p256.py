@@ -18,9 +18,9 @@ B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 
-# Window widths: G's table is computed once and cached (32 affine points, 2 KB), a
+# Window widths: G's table is computed once and cached (64 affine points, 4 KB), a
 # variable point's table is built per call (8 Jacobian points), so it stays small.
-_WG = 7
+_WG = 8
 _WQ = 5
 
 _INF = (1, 1, 0)
@@ -97,23 +97,28 @@ def double(X, Y, Z):
     return X3, (a * (4 * b - X3) - 8 * g * g) % p, 2 * Y * Z % p
 
 
+def _combine(u1, s1, h, r, z, X1, Y1, Z1):
+    """The common end of both additions: h = U2 - U1 and r = S2 - S1 (each in (-p, p)),
+    z the product of the input Z coordinates; handles P1 = +-P2."""
+    if not h:  # the operands were reduced, so h = 0 exactly when the x coordinates agree
+        if r:
+            return _INF
+        return double(X1, Y1, Z1)
+    p = P
+    hh = h * h % p
+    hhh = h * hh % p
+    v = u1 * hh % p
+    X3 = (r * r - hhh - 2 * v) % p
+    return X3, (r * (v - X3) - s1 * hhh) % p, z * h % p
+
+
 def add_affine(X1, Y1, Z1, x2, y2):
     """P1 + P2 for Jacobian P1 and affine P2 (madd-2004-hmv); handles P1 = +-P2."""
     if not Z1:
         return x2, y2, 1
     p = P
     zz = Z1 * Z1 % p
-    h = x2 * zz % p - X1
-    r = y2 * Z1 % p * zz % p - Y1
-    if not h:  # both operands reduced, so h = 0 exactly when the x coordinates agree
-        if r:
-            return _INF
-        return double(X1, Y1, Z1)
-    hh = h * h % p
-    hhh = h * hh % p
-    v = X1 * hh % p
-    X3 = (r * r - hhh - 2 * v) % p
-    return X3, (r * (v - X3) - Y1 * hhh) % p, Z1 * h % p
+    return _combine(X1, Y1, x2 * zz % p - X1, y2 * Z1 % p * zz % p - Y1, Z1, X1, Y1, Z1)
 
 
 def add(X1, Y1, Z1, X2, Y2, Z2):
@@ -129,15 +134,7 @@ def add(X1, Y1, Z1, X2, Y2, Z2):
     s1 = Y1 * Z2 % p * z2z2 % p
     h = X2 * z1z1 % p - u1
     r = Y2 * Z1 % p * z1z1 % p - s1
-    if not h:  # both operands reduced, so h = 0 exactly when the x coordinates agree
-        if r:
-            return _INF
-        return double(X1, Y1, Z1)
-    hh = h * h % p
-    hhh = h * hh % p
-    v = u1 * hh % p
-    X3 = (r * r - hhh - 2 * v) % p
-    return X3, (r * (v - X3) - s1 * hhh) % p, Z1 * Z2 % p * h % p
+    return _combine(u1, s1, h, r, Z1 * Z2 % p, X1, Y1, Z1)
 
 
 def to_affine(X, Y, Z):

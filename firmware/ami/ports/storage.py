@@ -21,12 +21,17 @@ _fsync = getattr(os, "fsync", None)
 _open_dir = getattr(os, "open", None)  # only where directories can be opened and synced
 
 
+_valid = set()  # names already checked: a device uses a handful, on every write
+
+
 def check_name(name):
     """Return name if it is a valid blob name, else raise TypeError or ValueError.
 
     Lower case only, so names cannot collide on case-insensitive FAT; no '/', and no leading
     or trailing '.', so a name never leaves its directory or clashes with a temp file.
     """
+    if name in _valid:
+        return name
     if not isinstance(name, str):
         raise TypeError("storage name must be a str")
     n = len(name)
@@ -39,6 +44,8 @@ def check_name(name):
         if i and (c == "_" or c == "-" or (c == "." and i < n - 1)):
             continue
         raise ValueError("bad storage name %r" % name)
+    if len(_valid) < 64:
+        _valid.add(name)
     return name
 
 

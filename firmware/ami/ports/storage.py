@@ -30,10 +30,10 @@ def check_name(name):
     Lower case only, so names cannot collide on case-insensitive FAT; no '/', and no leading
     or trailing '.', so a name never leaves its directory or clashes with a temp file.
     """
-    if name in _valid:
-        return name
     if not isinstance(name, str):
         raise TypeError("storage name must be a str")
+    if name in _valid:
+        return name
     n = len(name)
     if not 0 < n <= MAX_NAME:
         raise ValueError("storage name must be 1..%d characters" % MAX_NAME)

@@ -24,6 +24,12 @@ def _provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sniff(args: argparse.Namespace) -> int:
+    from amitools import sniffer
+
+    return sniffer.run(args.capture, args.limit)
+
+
 def _vectors(args: argparse.Namespace) -> int:
     from amitools import vectors
 
@@ -49,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="parallel fleet partitions (0: one per core from 1,000 meters, else 1)",
     )
     demo.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    demo.add_argument("--capture", metavar="FILE", help="record every frame on the air")
     demo.set_defaults(func=_demo)
+    sniff = sub.add_parser("sniff", help="decode a capture written by `ami demo --capture`")
+    sniff.add_argument("capture")
+    sniff.add_argument("--limit", type=int, default=0, help="print at most N frames")
+    sniff.set_defaults(func=_sniff)
     prov = sub.add_parser("provision", help="create CA, head end and device key stores")
     prov.add_argument("--meters", type=int, default=20)
     prov.add_argument("--out", default="build/provision")

@@ -53,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
     workers = args.workers or ((os.cpu_count() or 1) if args.meters >= 1000 else 1)
     opts = DemoOptions(
         meters=args.meters, micropython=min(args.micropython, args.meters), seed=args.seed,
-        loss=args.loss, hours=args.hours, workers=workers,
+        loss=args.loss, hours=args.hours, workers=workers, capture=args.capture,
     )
     report = run_demo(opts)
     print(summary(report))

@@ -3,6 +3,7 @@ and MicroPython unix-port processes), an attacker, and the report of `ami demo`.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import struct
@@ -74,6 +75,7 @@ class DemoOptions:
     hours: int = 24
     attacks: bool = True
     workers: int = 1
+    capture: str | None = None  # file for every frame on the air (JSON lines), if given
 
 
 class Fleet:
@@ -119,6 +121,10 @@ class Fleet:
             self.meters[kit.eui] = tracked
             self.medium.attach(tracked, start_ms=T0_MS)
         self.attacker = Attacker(self.medium, opts.seed)
+        self._capture = None
+        if opts.capture and shard == 0:
+            self._capture = open(opts.capture, "w")  # noqa: SIM115 (closed in close())
+            self.medium.add_sniffer(self._write_capture)
         self.join_attacks: Counter[str] = Counter()
 
     # ---- phases ------------------------------------------------------------------------
@@ -275,7 +281,13 @@ class Fleet:
             "by_kind": by_kind,
         }
 
+    def _write_capture(self, t: int, sender: bytes, data: bytes) -> None:
+        line = json.dumps({"t": t, "from": sender.hex(), "frame": data.hex()})
+        self._capture.write(line + "\n")
+
     def close(self) -> None:
+        if self._capture is not None:
+            self._capture.close()
         for m in self.mp:
             m.close()
         self.registry.db.close()

@@ -16,6 +16,8 @@ from ami import identity as ident
 from ami.link import frame, join, messages
 from ami.link.replay import ReplayWindow
 
+from amitools import spec
+
 JOIN_RATE = 4  # join requests per device ...
 JOIN_WINDOW_MS = 300_000  # ... per five minutes
 RESERVE = 4096  # downlink counters reserved per registry write (a restart skips the rest)
@@ -217,10 +219,11 @@ class HeadEnd:
     # ---- join --------------------------------------------------------------------------
 
     def _on_join_request(self, dev: Device, fr) -> tuple[str | None, list[bytes]]:
-        try:
-            dev_nonce, gx, mic = messages.decode_join_request(fr.payload)
-        except frame.FrameError as exc:
+        try:  # join payloads go through the independent construct spec (a cold path)
+            req = spec.parse_join(frame.JOIN_REQUEST, fr.payload)
+        except spec.SpecError as exc:
             return self._reject(exc.reason)
+        dev_nonce, gx, mic = req.dev_nonce, req.g_x, req.mic
         expected = join.request_mic(dev.mic_key, fr.raw[: -len(mic)])
         if not crypto.constant_time_eq(expected, mic):
             return self._reject("auth")  # nothing below runs for a request it did not send
@@ -255,9 +258,10 @@ class HeadEnd:
         if p is None:
             return self._reject("unexpected")
         try:
-            cert_bytes, sig_d, mac = messages.decode_join_confirm(fr.payload)
+            conf = spec.parse_join(frame.JOIN_CONFIRM, fr.payload)
+            cert_bytes, sig_d, mac = conf.certificate, conf.sig_d, conf.mac
             cert = ident.decode_certificate(cert_bytes)
-        except (frame.FrameError, ident.CertificateError):
+        except (spec.SpecError, ident.CertificateError):
             return self._reject("bad_certificate")
         reason = ident.verify_certificate(
             cert, self.id.ca_public, eui=dev.eui, roles=(ident.ROLE_METER, ident.ROLE_HUB),

@@ -73,6 +73,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from amitools.spec import crc16_kermit  # the bitwise reference CRC, defined once
+
 FORMAT_VERSION = 1
 STAMP_NAME = ".stamp"
 
@@ -585,16 +587,6 @@ def _ecdh() -> Iterator[Vector]:
             "shared": _shared_x(d, peer) if ok else "",
             "ok": ok,
         }
-
-
-def crc16_kermit(data: bytes) -> int:
-    """Bitwise reference CRC-16/KERMIT: poly 0x1021 reflected (0x8408), init 0, no xorout."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc
 
 
 def _crc16() -> Iterator[Vector]:

@@ -1,0 +1,95 @@
+"""Head-end join server and command API: the rejections the secure link names, one by one."""
+
+from __future__ import annotations
+
+from ami.link import frame, messages
+from ami.meter import Config, Meter
+from ami.ports.entropy import DeterministicEntropy
+from ami.ports.metrology import SimMetrology
+from amitools.attacker import with_fcs
+from amitools.headend import HeadEnd
+from amitools.provision import provision
+
+T0 = 1_767_225_600_000
+
+
+def setup(validity_s: int = 15 * 365 * 86400):
+    prov = provision(1, T0 // 1000, seed=11, validity_s=validity_s)
+    kit = prov.devices[0]
+    he = HeadEnd(prov.headend, prov.registry(), DeterministicEntropy(b"he"))
+    m = Meter(kit.storage(), kit.secret, DeterministicEntropy(b"m"), SimMetrology(b"m"),
+              Config(join_spread_ms=0))
+    return he, m
+
+
+def exchange(he: HeadEnd, m: Meter, now: int, tamper=None):
+    """Run a join by hand; tamper(confirm) may alter the confirm. Returns the last reason."""
+    m.start(now)
+    (req,) = m.tick(now)
+    reason, (resp,) = he.receive(req, now)
+    assert reason is None
+    reason, (confirm,) = m.receive(resp, now)
+    assert reason is None
+    if tamper:
+        confirm = tamper(confirm)
+    reason, out = he.receive(confirm, now)
+    if reason is None:
+        (start,) = out
+        assert m.receive(start, now)[0] is None
+    return reason
+
+
+def test_join_completes() -> None:
+    he, m = setup()
+    assert exchange(he, m, T0) is None
+    assert m.state == "active" and he.devices[m.eui].session is not None
+
+
+def test_expired_certificate_rejected() -> None:
+    he, m = setup(validity_s=60)
+    assert exchange(he, m, T0 + 86400_000) == "expired_certificate"
+    assert he.devices[m.eui].session is None
+
+
+def test_failed_key_confirmation_rejected() -> None:
+    def flip_mac(confirm: bytes) -> bytes:
+        body = bytearray(confirm[:-2])
+        body[-1] ^= 0x01  # the last byte of the 16-byte mac
+        return with_fcs(bytes(body))
+
+    he, m = setup()
+    assert exchange(he, m, T0, tamper=flip_mac) == "key_confirmation"
+    dev = he.devices[m.eui]
+    assert dev.session is None and dev.pending is not None  # the genuine confirm may follow
+
+
+def test_join_requests_rate_limited_per_device() -> None:
+    he, m = setup()
+    reasons = []
+    now = T0
+    for _ in range(6):
+        m.state = "idle"  # let the meter send a fresh request each time
+        (req,) = m._on_join()
+        reasons.append(he.receive(req, now)[0])
+        now += 10_000
+    assert reasons[:4] == [None] * 4 and reasons[4:] == ["rate_limited"] * 2
+    # Outside the window the device may join again.
+    m.state = "idle"
+    (req,) = m._on_join()
+    assert he.receive(req, now + 300_000)[0] is None
+
+
+def test_get_and_set_through_the_command_api() -> None:
+    he, m = setup()
+    assert exchange(he, m, T0) is None
+    rid = he.get(m.eui, messages.REG_INTERVAL)
+    (down,) = he.tick(T0 + 1)
+    reason, (up,) = m.receive(down, T0 + 1)
+    assert reason is None and he.receive(up, T0 + 2)[0] is None
+    assert he.responses[(m.eui, rid)] == (messages.ST_OK, messages.REG_INTERVAL, 900)
+    rid = he.set(m.eui, messages.REG_INTERVAL, 300)
+    (down,) = he.tick(T0 + 3)
+    reason, (up,) = m.receive(down, T0 + 3)
+    assert he.receive(up, T0 + 4)[0] is None
+    assert he.responses[(m.eui, rid)][0] == messages.ST_OK and m.cfg.interval_s == 300
+    assert frame.decode(down).down

@@ -27,6 +27,7 @@ from construct import (
     ConstructError,
     Container,
     Error,
+    FixedSized,
     Flag,
     If,
     Int8ub,
@@ -35,6 +36,7 @@ from construct import (
     Int32ub,
     Int64ub,
     Nibble,
+    Pass,
     Rebuild,
     Struct,
     Switch,
@@ -371,6 +373,112 @@ def build_certificate(**fields: Any) -> bytes:
         raise SpecError("bad_certificate", str(exc)) from exc
 
 
+# --- Signed command envelope (section 10) --------------------------------------------------
+
+CMD_DISCONNECT, CMD_ARM_RECONNECT, CMD_RECONNECT, CMD_LOAD_LIMIT, CMD_NOTIFY = range(1, 6)
+CMD_KEY_CHANGE, CMD_FIRMWARE_ACTIVATE = 6, 7  # codes reserved; no parameter layout yet
+COMMAND_NAMES = {
+    CMD_DISCONNECT: "DISCONNECT",
+    CMD_ARM_RECONNECT: "ARM_RECONNECT",
+    CMD_RECONNECT: "RECONNECT",
+    CMD_LOAD_LIMIT: "LOAD_LIMIT",
+    CMD_NOTIFY: "NOTIFY",
+}
+# Parameter length n per command (section 10.2); a code missing here is malformed.
+COMMAND_PARAM_LENS = {
+    CMD_DISCONNECT: 0,
+    CMD_ARM_RECONNECT: 0,
+    CMD_RECONNECT: 0,
+    CMD_LOAD_LIMIT: 7,
+    CMD_NOTIFY: 36,
+}
+TARGET_KINDS = {0: "device", 1: "group"}
+COMMAND_MAX_WINDOW = 7 * 86400
+COMMAND_DOMAIN = b"AMI-CMD-1"  # signed: COMMAND_DOMAIN || envelope without its signature
+COMMAND_SIG_LEN = 64
+COMMAND_MAX_LEN = 160
+
+LOAD_LIMIT_PARAMS = Struct(
+    "limit_w" / Int32ub,  # 0 lifts the limit
+    "duration_s" / Int16ub,
+    "restore" / Int8ub,  # 0 manual (button after an arm), 1 automatic
+    Check(lambda c: c.restore in (0, 1)),
+)
+NOTIFY_PARAMS = Struct("action_hash" / Bytes(32), "deadline" / Int32ub)
+
+COMMAND_ENVELOPE = Struct(
+    "version" / Int8ub,
+    Check(this.version == 1),
+    "command" / Int8ub,
+    Check(lambda c: c.command in COMMAND_PARAM_LENS),
+    "target_kind" / Int8ub,
+    Check(lambda c: c.target_kind in TARGET_KINDS),
+    "target" / Bytes(8),
+    "counter" / Int32ub,
+    "not_before" / Int32ub,
+    "not_after" / Int32ub,
+    Check(this.not_before <= this.not_after),
+    Check(this.not_after - this.not_before <= COMMAND_MAX_WINDOW),
+    "key_id" / Int8ub,
+    "param_len" / Rebuild(Int8ub, lambda c: COMMAND_PARAM_LENS[c.command]),
+    Check(lambda c: c.param_len == COMMAND_PARAM_LENS[c.command]),
+    "params"
+    / FixedSized(
+        this.param_len,
+        Switch(this.command, {CMD_LOAD_LIMIT: LOAD_LIMIT_PARAMS, CMD_NOTIFY: NOTIFY_PARAMS}, Pass),
+    ),
+    "signature" / Bytes(COMMAND_SIG_LEN),
+    Terminated,
+)
+
+
+def parse_command_envelope(data: bytes | bytearray | memoryview) -> Container:
+    """Envelope fields (signature unchecked) plus ``signed_part`` (the bytes after the
+    domain string in the signed message); SpecError('malformed')."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SpecError("malformed", "not bytes")
+    data = bytes(data)
+    if len(data) > COMMAND_MAX_LEN:
+        raise SpecError("malformed", "envelope longer than 160 bytes")
+    try:
+        env = COMMAND_ENVELOPE.parse(data)
+    except ConstructError as exc:
+        raise SpecError("malformed", str(exc)) from exc
+    env.signed_part = data[:-COMMAND_SIG_LEN]
+    return env
+
+
+def build_command_envelope(
+    command: int,
+    target_kind: int,
+    target: bytes,
+    counter: int,
+    not_before: int,
+    not_after: int,
+    key_id: int,
+    params: dict[str, Any] | None = None,
+    signature: bytes = bytes(COMMAND_SIG_LEN),
+) -> bytes:
+    """Envelope bytes from its fields; params: limit_w/duration_s/restore for LOAD_LIMIT,
+    action_hash/deadline for NOTIFY, None otherwise. SpecError('malformed')."""
+    fields = Container(
+        version=1,
+        command=command,
+        target_kind=target_kind,
+        target=target,
+        counter=counter,
+        not_before=not_before,
+        not_after=not_after,
+        key_id=key_id,
+        params=None if params is None else Container(params),
+        signature=signature,
+    )
+    try:
+        return COMMAND_ENVELOPE.build(fields)
+    except (ConstructError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SpecError("malformed", str(exc)) from exc
+
+
 # --- Sniffer ---------------------------------------------------------------------------------
 
 
@@ -419,4 +527,29 @@ def describe(data: bytes | bytearray | memoryview) -> str:
     else:
         parts.append(_join_summary(f.vt.ftype, f.payload))
     parts.append(f"len={size}")
+    return " ".join(parts)
+
+
+def describe_command(data: bytes | bytearray | memoryview) -> str:
+    """One line for a COMMAND envelope (as a head end or a test sees it in clear; on the
+    radio it travels inside a secured DATA frame). Never raises."""
+    size = len(data) if isinstance(data, bytes | bytearray | memoryview) else 0
+    try:
+        e = parse_command_envelope(data)
+    except SpecError as exc:
+        return f"invalid command ({exc.reason}) len={size}"
+    parts = [
+        COMMAND_NAMES[e.command],
+        f"{TARGET_KINDS[e.target_kind]}={e.target.hex()}",
+        f"counter={e.counter}",
+        f"valid={e.not_before}..{e.not_after}",
+        f"signer={e.key_id}",
+    ]
+    if e.command == CMD_LOAD_LIMIT:
+        p = e.params
+        restore = "auto" if p.restore else "manual"
+        parts.append(f"limit_w={p.limit_w} duration_s={p.duration_s} restore={restore}")
+    elif e.command == CMD_NOTIFY:
+        parts.append(f"action={_short(e.params.action_hash)} deadline={e.params.deadline}")
+    parts += [f"sig={_short(e.signature)}", f"len={size}"]
     return " ".join(parts)

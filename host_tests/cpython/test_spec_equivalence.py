@@ -127,8 +127,18 @@ def spec_message(data: bytes) -> tuple[str, Any]:
         fields = (b.req_id, b.status, b.register, b.value)
     elif t == spec.SESSION_START:
         fields = (b.join_nonce,)
-    else:
+    elif t == spec.STATUS:
         fields = (b.reason, b.rx_floor)
+    elif t == spec.COMMAND:
+        fields = (b.envelope,)
+    elif t == spec.COMMAND_RESULT:
+        fields = (b.counter, b.command, b.status, b.relay_state, b.reason)
+    elif t == spec.EVENTS:
+        fields = ([(e.seq, e.time, e.kind, e.severity, e.detail) for e in b.events],)
+    elif t == spec.EVENTS_ACK:
+        fields = (b.upto_seq,)
+    else:
+        fields = (b.group_id, b.key_gen, b.wrapped)
     return "ok", (t, fields)
 
 
@@ -543,6 +553,32 @@ valid_messages = st.one_of(
     st.tuples(u8, u32).map(
         lambda t: (messages.encode_status(*t), spec.STATUS, {"reason": t[0], "rx_floor": t[1]})
     ),
+    st.binary(min_size=89, max_size=160).map(
+        lambda e: (messages.encode_command(e), spec.COMMAND, {"envelope": e})
+    ),
+    st.tuples(u32, u8, u8, u8, u8).map(
+        lambda t: (
+            messages.encode_command_result(*t),
+            spec.COMMAND_RESULT,
+            dict(zip(("counter", "command", "status", "relay_state", "reason"), t, strict=True)),
+        )
+    ),
+    st.lists(st.tuples(u32, u32, u8, u8, u16), min_size=1, max_size=13).map(
+        lambda evs: (
+            messages.encode_events(evs),
+            spec.EVENTS,
+            {"events": [dict(zip(("seq", "time", "kind", "severity", "detail"), e, strict=True))
+                        for e in evs]},
+        )
+    ),
+    u32.map(lambda n: (messages.encode_events_ack(n), spec.EVENTS_ACK, {"upto_seq": n})),
+    st.tuples(st.binary(min_size=8, max_size=8), u8, st.binary(min_size=24, max_size=24)).map(
+        lambda t: (
+            messages.encode_group_key(*t),
+            spec.GROUP_KEY,
+            {"group_id": t[0], "key_gen": t[1], "wrapped": t[2]},
+        )
+    ),
 )
 
 
@@ -576,17 +612,18 @@ def test_random_messages(data: bytes) -> None:
     same_message_verdict(data)
 
 
-_BODY_LENS = {3: 3, 4: 7, 5: 8, 6: 4, 7: 5}
+_BODY_LENS = {3: 3, 4: 7, 5: 8, 6: 4, 7: 5, 8: 100, 9: 8, 11: 4, 12: 33}
 small_bytes = st.one_of(st.integers(0, 15), u8)
 
 
 @st.composite
 def message_shaped(draw: st.DrawFn) -> bytes:
-    """Type byte 0..8, a count near its limits, a length near the right one."""
-    t = draw(st.integers(0, 8))
-    if t in (spec.READINGS, spec.ACK):
+    """Type byte 0..13, a count near its limits, a length near the right one."""
+    t = draw(st.integers(0, 13))
+    if t in (spec.READINGS, spec.ACK, spec.EVENTS):
         count = draw(st.integers(0, 15))
-        n = 2 + count * (16 if t == spec.READINGS else 4) + draw(st.integers(-1, 1))
+        size = {spec.READINGS: 16, spec.ACK: 4, spec.EVENTS: 12}[t]
+        n = 2 + count * size + draw(st.integers(-1, 1))
         head = [t, count]
     else:
         n = 1 + _BODY_LENS.get(t, 4) + draw(st.integers(-1, 1))
@@ -599,7 +636,7 @@ def message_shaped(draw: st.DrawFn) -> bytes:
 
 def test_message_boundaries() -> None:
     """Exhaustive: every count with lengths around it, every status, every type byte."""
-    for t, size in ((spec.READINGS, 16), (spec.ACK, 4)):
+    for t, size in ((spec.READINGS, 16), (spec.ACK, 4), (spec.EVENTS, 12)):
         for count in range(16):
             for delta in (-1, 0, 1):
                 n = max(0, count * size + delta)

@@ -29,6 +29,7 @@ from construct import (
     Error,
     FixedSized,
     Flag,
+    GreedyBytes,
     If,
     Int8ub,
     Int16ub,
@@ -62,7 +63,8 @@ TAG_LENS = (8, 12, 16)
 KEY_SESSION, KEY_GROUP = 0, 1
 JOIN_PAYLOAD_LENS = {JOIN_REQUEST: 45, JOIN_RESPONSE: 101, JOIN_CONFIRM: 196}
 
-READINGS, ACK, GET, SET, RESPONSE, SESSION_START, STATUS = range(1, 8)
+(READINGS, ACK, GET, SET, RESPONSE, SESSION_START, STATUS, COMMAND, COMMAND_RESULT, EVENTS,
+ EVENTS_ACK, GROUP_KEY) = range(1, 13)
 MESSAGE_NAMES = {
     READINGS: "READINGS",
     ACK: "ACK",
@@ -71,8 +73,14 @@ MESSAGE_NAMES = {
     RESPONSE: "RESPONSE",
     SESSION_START: "SESSION_START",
     STATUS: "STATUS",
+    COMMAND: "COMMAND",
+    COMMAND_RESULT: "COMMAND_RESULT",
+    EVENTS: "EVENTS",
+    EVENTS_ACK: "EVENTS_ACK",
+    GROUP_KEY: "GROUP_KEY",
 }
-DOWNLINK_MESSAGES = frozenset((ACK, GET, SET, SESSION_START))
+DOWNLINK_MESSAGES = frozenset((ACK, GET, SET, SESSION_START, COMMAND, EVENTS_ACK, GROUP_KEY))
+ENVELOPE_MIN, ENVELOPE_MAX = 89, 160  # a signed command envelope (section 10.1)
 MAX_ITEMS = 13
 MAX_STATUS = 3  # 0 ok, 1 unknown register, 2 read-only, 3 bad value
 
@@ -282,6 +290,13 @@ def _count_ok(c: Any) -> bool:
 
 
 READING = Struct("seq" / Int32ub, "time" / Int32ub, "wh" / Int64ub)
+EVENT = Struct(
+    "seq" / Int32ub, "time" / Int32ub, "kind" / Int8ub, "severity" / Int8ub, "detail" / Int16ub
+)
+
+
+def _envelope_len_ok(c: Any) -> bool:
+    return ENVELOPE_MIN <= len(c.envelope) <= ENVELOPE_MAX
 
 MESSAGE = Struct(
     "msg_type" / Int8ub,
@@ -310,6 +325,21 @@ MESSAGE = Struct(
             ),
             SESSION_START: Struct("join_nonce" / Int32ub),
             STATUS: Struct("reason" / Int8ub, "rx_floor" / Int32ub),
+            COMMAND: Struct("envelope" / GreedyBytes, Check(_envelope_len_ok)),
+            COMMAND_RESULT: Struct(
+                "counter" / Int32ub,
+                "command" / Int8ub,
+                "status" / Int8ub,
+                "relay_state" / Int8ub,
+                "reason" / Int8ub,
+            ),
+            EVENTS: Struct(
+                "count" / Rebuild(Int8ub, len_(this.events)),
+                Check(_count_ok),
+                "events" / Array(this.count, EVENT),
+            ),
+            EVENTS_ACK: Struct("upto_seq" / Int32ub),
+            GROUP_KEY: Struct("group_id" / Bytes(8), "key_gen" / Int8ub, "wrapped" / Bytes(24)),
         },
         default=Error,
     ),

@@ -17,6 +17,12 @@ SET = const(0x04)
 RESPONSE = const(0x05)
 SESSION_START = const(0x06)
 STATUS = const(0x07)
+COMMAND = const(0x08)
+COMMAND_RESULT = const(0x09)
+EVENTS = const(0x0A)
+EVENTS_ACK = const(0x0B)
+GROUP_KEY = const(0x0C)
+_LAST_TYPE = const(0x0C)
 
 REG_ENERGY = const(0x01)  # Wh, low 32 bits, read-only
 REG_INTERVAL = const(0x02)  # reporting interval in seconds, read-write
@@ -32,20 +38,27 @@ ST_BAD_VALUE = const(3)
 
 MAX_ITEMS = const(13)  # readings or acks per message: 13 readings fill a frame with a 16-byte tag
 READING_LEN = const(16)
+EVENT_LEN = const(12)
+ENVELOPE_MIN = const(89)  # a signed command envelope without parameters (section 10.1)
+ENVELOPE_MAX = const(160)
 
 JOIN_REQUEST_LEN = const(45)
 JOIN_MIC_LEN = const(8)
 JOIN_RESPONSE_LEN = const(101)
 JOIN_CONFIRM_LEN = const(196)
 
-# Body length (after the type byte) of the fixed-size messages, indexed by type; 0: counted.
-_BODY_LENS = (0, 0, 0, 3, 7, 8, 4, 5)
-_FORMATS = (None, None, None, ">HB", ">HBI", ">HBBI", ">I", ">BI")
+# Body length (after the type byte) of the fixed-size messages, indexed by type; 0: counted
+# or variable (READINGS, ACK, COMMAND, EVENTS).
+_BODY_LENS = (0, 0, 0, 3, 7, 8, 4, 5, 0, 8, 0, 4, 33)
+_FORMATS = (None, None, None, ">HB", ">HBI", ">HBBI", ">I", ">BI", None, ">IBBBB", None, ">I",
+            ">8sB24s")
+# Counted messages: item size and struct format of one item.
+_ITEMS = {READINGS: (READING_LEN, ">IIQ"), ACK: (4, ">I"), EVENTS: (EVENT_LEN, ">IIBBH")}
 
 
 def is_downlink(msg_type):
-    """True for the head end -> device messages, False for the others (section 4)."""
-    return msg_type in (ACK, GET, SET, SESSION_START)
+    """True for the head end -> device messages, False for the others (sections 4, 10.4)."""
+    return msg_type in (ACK, GET, SET, SESSION_START, COMMAND, EVENTS_ACK, GROUP_KEY)
 
 
 def _uint(value, bits, name):
@@ -124,6 +137,48 @@ def encode_status(reason, rx_floor):
     return struct.pack(">BBI", STATUS, reason, rx_floor)
 
 
+def encode_command(envelope):
+    """COMMAND carrying a signed envelope (opaque here: ami.commands checks it)."""
+    envelope = bytes(envelope)
+    if not ENVELOPE_MIN <= len(envelope) <= ENVELOPE_MAX:
+        raise ValueError("command envelope length")
+    return bytes((COMMAND,)) + envelope
+
+
+def encode_command_result(counter, command, status, relay_state, reason):
+    """COMMAND_RESULT: what a command did (status 0 executed, 1 refused) and why."""
+    _uint(counter, 32, "counter")
+    for value, name in ((command, "command"), (status, "status"), (relay_state, "state"),
+                        (reason, "reason")):
+        _uint(value, 8, name)
+    return struct.pack(">BIBBBB", COMMAND_RESULT, counter, command, status, relay_state, reason)
+
+
+def encode_events(events):
+    """EVENTS from a sequence of (seq, time, kind, severity, detail)."""
+    parts = [struct.pack(">BB", EVENTS, _count(events))]
+    for ev in events:
+        if not isinstance(ev, (list, tuple)) or len(ev) != 5:
+            raise ValueError("an event is (seq, time, kind, severity, detail)")
+        for value, bits in zip(ev, (32, 32, 8, 8, 16)):
+            _uint(value, bits, "event field")
+        parts.append(struct.pack(">IIBBH", *ev))
+    return b"".join(parts)
+
+
+def encode_events_ack(upto_seq):
+    """EVENTS_ACK: every event up to upto_seq is held by the head end."""
+    _uint(upto_seq, 32, "upto_seq")
+    return struct.pack(">BI", EVENTS_ACK, upto_seq)
+
+
+def encode_group_key(group_id, key_gen, wrapped):
+    """GROUP_KEY: a group id, its key generation and the wrapped group key."""
+    _uint(key_gen, 8, "key_gen")
+    return struct.pack(">B8sB24s", GROUP_KEY, _bytes(group_id, 8, "group id"), key_gen,
+                       _bytes(wrapped, 24, "wrapped key"))
+
+
 def decode(plaintext, down=None):
     """(msg_type, fields) of a DATA plaintext; raises FrameError('malformed').
 
@@ -136,22 +191,24 @@ def decode(plaintext, down=None):
     if not n:
         raise FrameError("malformed", "empty message")
     t = data[0]
-    if not READINGS <= t <= STATUS:
+    if not READINGS <= t <= _LAST_TYPE:
         raise FrameError("malformed", "message type")
     if down is not None and bool(down) != is_downlink(t):
         raise FrameError("malformed", "message direction")
-    if t == READINGS or t == ACK:
-        size = READING_LEN if t == READINGS else 4
+    if t in _ITEMS:
+        size, fmt = _ITEMS[t]
         count = data[1] if n > 1 else 0
         if not 1 <= count <= MAX_ITEMS or n != 2 + count * size:
             raise FrameError("malformed", "count or length")
         items = []
         for i in range(2, n, size):
-            if t == READINGS:
-                items.append(struct.unpack(">IIQ", data[i : i + size]))
-            else:
-                items.append(struct.unpack(">I", data[i : i + size])[0])
+            item = struct.unpack(fmt, data[i : i + size])
+            items.append(item[0] if t == ACK else item)
         return t, (items,)
+    if t == COMMAND:
+        if not ENVELOPE_MIN <= n - 1 <= ENVELOPE_MAX:
+            raise FrameError("malformed", "command envelope length")
+        return t, (data[1:],)
     if n != 1 + _BODY_LENS[t]:
         raise FrameError("malformed", "length")
     fields = struct.unpack(_FORMATS[t], data[1:])

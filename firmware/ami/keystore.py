@@ -19,6 +19,7 @@ T_CERT = 4
 T_CA_PUBLIC = 5
 T_HE_EUI = 6
 T_HE_PUBLIC = 7
+T_SIGNER = 8  # optional, repeatable by key id: key id (1) || public key (65) of a command signer
 
 _REQUIRED = (T_EUI, T_ROOT_KEY, T_DEVICE_KEY, T_CERT, T_CA_PUBLIC, T_HE_EUI, T_HE_PUBLIC)
 _SIZES = {T_EUI: 8, T_ROOT_KEY: 16, T_DEVICE_KEY: 32, T_HE_EUI: 8}
@@ -43,8 +44,9 @@ def encode(fields):
 
 
 def decode(data):
-    """Parse keystore TLVs into a dict tag -> value; KeystoreError if malformed or incomplete."""
-    fields = {}
+    """Parse keystore TLVs into a dict tag -> value (signers: a list of values under
+    T_SIGNER); KeystoreError if malformed or incomplete."""
+    fields = {T_SIGNER: []}
     i = 0
     n = len(data)
     while i < n:
@@ -52,9 +54,15 @@ def decode(data):
             raise KeystoreError("keystore_malformed")
         tag = data[i]
         length = int.from_bytes(data[i + 1 : i + 3], "big")
-        if i + 3 + length > n or tag in fields:
+        value = bytes(data[i + 3 : i + 3 + length])
+        if i + 3 + length > n or (tag in fields and tag != T_SIGNER):
             raise KeystoreError("keystore_malformed")
-        fields[tag] = bytes(data[i + 3 : i + 3 + length])
+        if tag == T_SIGNER:
+            if length != 66:
+                raise KeystoreError("keystore_malformed")
+            fields[T_SIGNER].append(value)
+        else:
+            fields[tag] = value
         i += 3 + length
     for tag in _REQUIRED:
         if tag not in fields or len(fields[tag]) != _SIZES.get(tag, len(fields[tag])):
@@ -72,6 +80,8 @@ class Keystore:
         self.ca_public = fields[T_CA_PUBLIC]
         self.he_eui = fields[T_HE_EUI]
         self.he_public = fields[T_HE_PUBLIC]
+        # Trust anchors of signed commands: signer key id -> public key.
+        self.signers = {v[0]: v[1:] for v in fields.get(T_SIGNER, ())}
 
     @classmethod
     def load(cls, records):

@@ -27,6 +27,7 @@ from ami.keystore import (
     T_HE_EUI,
     T_HE_PUBLIC,
     T_ROOT_KEY,
+    T_SIGNER,
 )
 from ami.keystore import encode as encode_keystore
 from ami.link.records import RecordStore, derive_storage_key
@@ -34,10 +35,12 @@ from ami.ports.entropy import DeterministicEntropy, SystemEntropy
 from ami.ports.storage import MemoryStorage
 
 from amitools.headend import HeadEndIdentity, Registry
+from amitools.signer import Signer, hsm_kek
 
 EUI_PREFIX = bytes.fromhex("02414d49")  # locally administered, "AMI"
 HEADEND_EUI = EUI_PREFIX + bytes.fromhex("ffff0001")
 ISSUER_ID = 1
+SIGNER_KEY_ID = 1
 DEFAULT_VALIDITY_S = 15 * 365 * 86400  # a meter's service life
 
 
@@ -79,7 +82,13 @@ class Provisioned:
     ca_private: bytes
     ca_public: bytes
     headend: HeadEndIdentity
+    signer_wrapped: bytes = b""
+    signer_public: bytes = b""
     devices: list[DeviceKit] = field(default_factory=list)
+
+    def signer(self, counters: str | Path = ":memory:") -> Signer:
+        """The command signer, its key unwrapped only inside it (the HSM's role)."""
+        return Signer(self.hsm, self.signer_wrapped, SIGNER_KEY_ID, counters)
 
     @property
     def kek(self) -> bytes:
@@ -115,6 +124,9 @@ def provision(
         ca_public=ca_public,
         headend=HeadEndIdentity(HEADEND_EUI, he_private, ca_public),
     )
+    signer_private = new_private(entropy)
+    prov.signer_wrapped = crypto.aes_key_wrap(hsm_kek(prov.hsm), signer_private)
+    prov.signer_public = crypto.p256_public_key(signer_private)
     he_public = crypto.p256_public_key(he_private)
     for serial in range(first_serial, first_serial + meters):
         prov.devices.append(_device(prov, entropy, serial, role, now_s, validity_s, he_public))
@@ -138,6 +150,7 @@ def _device(prov, entropy, serial, role, now_s, validity_s, he_public) -> Device
         (T_CA_PUBLIC, prov.ca_public),
         (T_HE_EUI, prov.headend.eui),
         (T_HE_PUBLIC, he_public),
+        (T_SIGNER, bytes((SIGNER_KEY_ID,)) + prov.signer_public),
     ]
     storage = MemoryStorage()
     RecordStore(storage, derive_storage_key(secret), entropy).write(
@@ -152,13 +165,16 @@ def write(prov: Provisioned, out: Path) -> None:
     he_dir = out / "headend"
     he_dir.mkdir(parents=True, exist_ok=True)
     (he_dir / "hsm.key").write_bytes(prov.hsm)
-    wrap_key = crypto.hkdf_sha256(prov.hsm, b"", b"AMI hsm wrap", 16)
+    wrap_key = hsm_kek(prov.hsm)
     identity = {
         "eui": prov.headend.eui.hex(),
         "ca_public": prov.ca_public.hex(),
         "issuer_id": ISSUER_ID,
         "headend_private_wrapped": crypto.aes_key_wrap(wrap_key, prov.headend.private).hex(),
         "ca_private_wrapped": crypto.aes_key_wrap(wrap_key, prov.ca_private).hex(),
+        "signer_key_id": SIGNER_KEY_ID,
+        "signer_public": prov.signer_public.hex(),
+        "signer_wrapped": prov.signer_wrapped.hex(),
     }
     (he_dir / "identity.json").write_text(json.dumps(identity, indent=2) + "\n")
     db = he_dir / "registry.db"

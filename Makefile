@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 MPY_OUT := build/mpy
 VECTORS := build/vectors
 FW_TESTS := host_tests/fw
-# The unix-port runs: the whole firmware suite within a 256K heap, and the crypto alone
-# within 64K, a board's budget.
+# The unix-port runs: every firmware test module in a fresh process with a 256K heap, and
+# the crypto alone within 64K, a board's budget.
 MP_ENV = MICROPYPATH=$(MPY_OUT):$(FW_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
 
 .PHONY: all venv test demo bench lint mpy vectors test-cpython test-micropython check-micropython clean
@@ -51,7 +51,7 @@ test-cpython: $(STAMP)
 test-micropython: $(STAMP) check-micropython mpy vectors
 	@mkdir -p build/tmp
 	$(MP_ENV) $(MICROPYTHON) -X heapsize=64K host_tests/mprun.py $(FW_TESTS) test_board_budget
-	$(MP_ENV) $(MICROPYTHON) -X heapsize=256K host_tests/mprun.py $(FW_TESTS)
+	$(MP_ENV) $(BIN)/python host_tests/mprun_all.py $(MICROPYTHON) 256K $(FW_TESTS)
 
 # Runs every step even when one fails, so each runtime prints its closing line.
 test: $(STAMP)

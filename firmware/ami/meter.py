@@ -7,13 +7,22 @@ counted by reason and changes nothing.
 
 States: UNPROVISIONED (no usable key store: refuses everything), IDLE (waiting to join),
 JOINING (request sent), CONFIRMING (confirm sent, waiting for SESSION_START), ACTIVE.
+
+Signed commands drive the disconnect relay (ami.commands, ami.relay); every rejection and
+relay operation goes to the persistent security event log (ami.events), and alarms go
+upstream until the head end acknowledges them.
 """
 
 import struct
 
+from ami import relay as R
+from ami.commands.execute import CommandExecutor
+from ami.commands.verify import CommandVerifier
+from ami.events import EventLog
 from ami.keystore import Keystore, KeystoreError
 from ami.link import frame, messages
 from ami.link.counters import CounterExhausted, RxFloor, TxCounter
+from ami.link.groups import Groups
 from ami.link.join import DeviceJoin
 from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
 from ami.link.replay import ReplayWindow
@@ -48,12 +57,14 @@ class Config:
         self.max_queue = kw.get("max_queue", 192)
         self.reserve = kw.get("reserve", 64)
         self.counter_cap = kw.get("counter_cap", 0xFFFFFFFF)
+        self.remote_reconnect = kw.get("remote_reconnect", False)
+        self.demand_period_s = kw.get("demand_period_s", 60)
 
 
 class Meter:
     """One meter. `start`, `receive` and `tick` return frames to transmit."""
 
-    def __init__(self, storage, device_secret, entropy, metrology, config=None):
+    def __init__(self, storage, device_secret, entropy, metrology, config=None, relay=None):
         self.cfg = config or Config()
         self.stats = {}
         self.state = UNPROVISIONED
@@ -62,6 +73,7 @@ class Meter:
         self._records = RecordStore(storage, derive_storage_key(device_secret), entropy)
         self._wake = {}  # timer name -> absolute ms
         self._now = 0
+        self._status_at = -60000
         self._join_failures = 0
         self._pending = None
         self._session = None
@@ -76,6 +88,18 @@ class Meter:
             return
         self._join = DeviceJoin(self.keys, self._records, entropy)
         self.eui = self.address = self.keys.eui
+        records = self._records
+        self.events = EventLog(records)
+        if relay is None:
+            from ami.ports.gpio import SimRelay
+
+            relay = SimRelay(closed=True)
+        self.relay = R.RelayController(
+            records, relay, R.RelayPolicy(remote_reconnect=self.cfg.remote_reconnect)
+        )
+        self.groups = Groups(records)
+        verifier = CommandVerifier(records, self.keys.signers, self.eui, self.groups.ids())
+        self.commands = CommandExecutor(verifier, self.relay, self.events)
         self._load_state()
 
     # ---- persistence -------------------------------------------------------------------
@@ -158,13 +182,19 @@ class Meter:
         self._now = now_ms
         if self.state == UNPROVISIONED:
             return []
+        now_s = now_ms // 1000
+        boot = self.relay.boot(now_s)  # the relay returns to the last commanded state
+        self.events.log_reason(now_s, "reboot")
+        if boot.event:
+            self.events.log_reason(now_s, boot.event)
+        if self.events.corrupt:
+            self.events.log_reason(now_s, "record_corrupt", len(self.events.corrupt))
         self._schedule_reading(now_ms)
+        self._schedule_demand()
         if self.state == ACTIVE:
             s = self._session
-            # No floor (nothing received yet) lets the head end keep its counter: send 0.
-            floor = s.rx.floor
-            out = self._send(messages.encode_status(_STATUS_REBOOT, floor or 0))
-            return out + self._send_queue()
+            out = self._send_status(s.rx.floor)
+            return out + self._send_queue() + self._send_events()
         self._wake["join"] = now_ms + self._uniform(0, self.cfg.join_spread_ms)
         return []
 
@@ -177,7 +207,9 @@ class Meter:
             fr = frame.decode(data)
         except frame.FrameError as exc:
             return self._reject(exc.reason)
-        if fr.dst != self.eui or fr.group:
+        if fr.group:
+            return self._on_group_frame(fr)
+        if fr.dst != self.eui:
             return self._reject("not_for_me")
         if fr.src != self.keys.he_eui:
             return self._reject("unknown_key")
@@ -195,7 +227,13 @@ class Meter:
         if fr.key_gen != s.key_gen:
             return self._reject("key_generation")
         if not s.window.check(fr.fcnt):
-            return self._reject("replay")
+            reason, out = self._reject("replay")
+            floor = s.window.floor
+            if floor is not None and fr.fcnt <= floor and now_ms - self._status_at >= 60000:
+                # The head end has not heard our post-reboot STATUS (lost on the air): say it
+                # again, at most once a minute, instead of refusing its downlinks for good.
+                out = self._send_status(floor)
+            return reason, out
         try:
             plain = frame.open_frame(s.k_down, fr)
         except Exception:  # AuthError: not from the head end, or altered
@@ -206,13 +244,15 @@ class Meter:
             mtype, fields = messages.decode(plain, down=True)
         except frame.FrameError:
             return self._reject("malformed")
+        if mtype == messages.COMMAND:
+            return self._on_command(fields[0])
         return None, self._dispatch(mtype, fields)
 
     def tick(self, now_ms):
         """Run the timers that are due; returns frames."""
         self._now = now_ms
         out = []
-        for name in ("join", "confirm", "reading", "retry"):
+        for name in ("button", "join", "confirm", "reading", "retry", "events", "demand"):
             due = self._wake.get(name)
             if due is not None and due <= now_ms:
                 del self._wake[name]
@@ -324,8 +364,112 @@ class Meter:
             req_id, reg, value = fields
             status = self._write_register(reg, value)
             return self._send(messages.encode_response(req_id, status, reg, value))
+        if mtype == messages.EVENTS_ACK:
+            self.events.ack(fields[0])
+            if not self.events.pending_count:
+                self._wake.pop("events", None)
+            return []
+        if mtype == messages.GROUP_KEY:
+            group_id, key_gen, wrapped = fields
+            reason = self.groups.install(self._session.k_down, group_id, key_gen, wrapped)
+            if reason:
+                self._count(reason)
+                self.events.log_reason(self._now // 1000, reason)
+            else:
+                self.commands.verifier.set_groups(self.groups.ids())
+            return []
         self._count("unexpected")
         return []
+
+    # ---- commands, relay, events -------------------------------------------------------
+
+    def _on_command(self, envelope):
+        """(refusal reason or None, frames): a refused command is a rejection too, but its
+        COMMAND_RESULT still goes upstream."""
+        reason, result = self.commands.handle(envelope, self._now // 1000)
+        if reason:
+            self._count(reason)
+        return reason, self._send(result) + self._send_events()
+
+    def _on_group_frame(self, fr):
+        """A group frame: readable with the group key, but only a signed COMMAND acts."""
+        entry = self.groups.key(fr.dst)
+        if entry is None or fr.key_id != frame.KEY_GROUP or fr.src != self.keys.he_eui:
+            return self._reject("not_for_me" if entry is None else "unknown_key")
+        key_gen, key = entry
+        if fr.key_gen != key_gen:
+            return self._reject("key_generation")
+        window = self.groups.windows[fr.dst]
+        if not window.check(fr.fcnt):
+            return self._reject("replay")
+        try:
+            plain = frame.open_frame(key, fr)
+        except Exception:  # AuthError: not sealed with the group key
+            return self._reject("auth")
+        window.accept(fr.fcnt)
+        try:
+            mtype, fields = messages.decode(plain, down=True)
+        except frame.FrameError:
+            return self._reject("malformed")
+        if mtype != messages.COMMAND:
+            return self._reject("unexpected")
+        if self.state != ACTIVE:
+            return self._reject("unknown_key")  # no session to answer on: act on it later
+        return self._on_command(fields[0])
+
+    def event_counts(self):
+        """Events held in the security log, counted by kind name."""
+        from ami.events import kind_name
+
+        counts = {}
+        if self.state != UNPROVISIONED:
+            for ev in self.events.events():
+                name = kind_name(ev[2])
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def press_button(self, now_ms):
+        """The local restore button was pressed: handled at the next tick (now)."""
+        if self.state != UNPROVISIONED:
+            self._wake["button"] = now_ms
+
+    def _on_button(self):
+        now_s = self._now // 1000
+        outcome = self.relay.button(now_s)
+        if outcome.event:
+            self.events.log_reason(now_s, outcome.event)
+        return self._send_events()
+
+    def _send_status(self, floor):
+        """STATUS after a reboot: the head end moves its downlink counter above the floor
+        (no floor, nothing received yet, lets it keep its counter: 0)."""
+        self._status_at = self._now
+        return self._send(messages.encode_status(_STATUS_REBOOT, floor or 0))
+
+    def _schedule_demand(self):
+        if self.relay.limit_w:
+            self._wake["demand"] = self._now + self.cfg.demand_period_s * 1000
+
+    def _on_demand(self):
+        now_s = self._now // 1000
+        outcome = self.relay.demand(now_s, self._metrology.demand_w(now_s))
+        if outcome.event:
+            self.events.log_reason(now_s, outcome.event)
+        self._schedule_demand()
+        return self._send_events()
+
+    def _send_events(self):
+        """Send pending alarms upstream; resend until the head end acknowledges them."""
+        if self.relay.limit_w and "demand" not in self._wake:
+            self._schedule_demand()
+        alarms = self.events.pending_alarms()
+        if not alarms or self.state != ACTIVE:
+            return []
+        self._wake["events"] = self._now + self.cfg.retry_ms + self._uniform(0, self.cfg.retry_ms)
+        return self._send(messages.encode_events(alarms))
+
+    def _on_events(self):
+        return self._send_events()
 
     def _read_register(self, reg):
         if reg == messages.REG_ENERGY:
@@ -379,6 +523,8 @@ class Meter:
 
     def _reject(self, reason):
         self._count(reason)
+        if self.state != UNPROVISIONED:
+            self.events.log_reason(self._now // 1000, reason)
         return reason, []
 
 

@@ -9,8 +9,9 @@ restarted node never replays the entropy of an earlier boot.
 
 The harness owns time. Requests and replies are SLIP frames, as a board speaks over USB:
 request `op (1) || now_ms (8) || data`, op S start, R receive (data = radio frame), T tick,
-Q stats, X exit. The node answers with `F || frame` per frame to transmit, then
-`D || next_wakeup_ms (8, all ones for none) || reason` (empty reason = accepted).
+B local button press, Q stats, X exit. The node answers with `F || frame` per frame to
+transmit, then `D || next_wakeup_ms (8, all ones for none) || reason` (empty reason:
+accepted).
 """
 
 import json
@@ -40,6 +41,9 @@ def serve(node_dir, boot):
     """Run the request loop until X or end of input."""
     import select
 
+    from ami.crypto import p256
+
+    p256.warm()  # first: the long-lived tables get contiguous memory
     secret = _read(node_dir + "/secret.bin")
     seed = _read(node_dir + "/seed.bin")
     try:
@@ -69,9 +73,16 @@ def serve(node_dir, boot):
                 reason, out = meter.receive(req[9:], now)
             elif op == b"T":
                 out = meter.tick(now)
+            elif op == b"B":
+                meter.press_button(now)
+                out = []
             elif op == b"Q":
                 info = {"stats": meter.stats, "state": meter.state, "queue": len(meter.queue),
-                        "next_seq": meter.next_seq}
+                        "next_seq": meter.next_seq,
+                        "relay": meter.relay.state if meter.state != "unprovisioned" else None,
+                        "events": meter.event_counts(),
+                        "commands": [[t, g.hex(), c, v] for t, g, c, v in meter.commands.log]
+                        if meter.state != "unprovisioned" else []}
                 out = []
                 transport.send(b"J" + json.dumps(info).encode())
             elif op == b"X":

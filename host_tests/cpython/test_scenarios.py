@@ -58,7 +58,7 @@ def test_readings_delivered_and_acknowledged(fleet: Fleet) -> None:
     run(fleet, 2 * 3_600_000)
     fleet.headend.flush()
     for eui, m in fleet.meters.items():
-        seq, queued, _stats = fleet._meter_info(m.node)
+        seq, queued, _stats, _relay, _events = fleet._meter_info(m.node)
         assert seq >= 8
         assert fleet.registry.count_below(eui, seq) == seq
         assert queued == 0
@@ -183,3 +183,34 @@ def test_eavesdropper_learns_no_reading_or_key(fleet: Fleet) -> None:
         for seq, t, wh in fleet.registry.readings(kit.eui):
             assert struct.pack(">IIQ", seq, t, wh) not in air
             assert struct.pack(">Q", wh) not in air
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_signed_commands_and_attacks_on_them(kind: str, tmp_path: Path) -> None:
+    """Disconnect, arm and local restore, a signed group load limit; then every attack on
+    commands: copy-cat to the same and another meter, forged signature, expired, replay
+    after reboot, mass disconnect by a compromised operator, group-key-only forgery."""
+    meters = 3
+    opts = DemoOptions(meters=meters, micropython=meters if kind == "micropython" else 0,
+                       loss=0.0, hours=4, attacks=False)
+    f = Fleet(opts, tmp_path)
+    for m in f.meters:
+        f.medium.set_link(m, PERFECT)
+    f.run_joins()
+    f.schedule_commands()
+    f.run_day()
+    r = f.campaign.report()
+    f.close()
+    attacks = r["attacks"]
+    for name in ("copycat", "forged_signature", "expired", "replay_after_reboot",
+                 "mass_disconnect"):
+        assert attacks[name]["attempted"] >= 1, name
+        assert attacks[name]["accepted"] == 0, name
+    assert attacks["copycat"]["attempted"] == 2
+    assert r["commands"]["refused_by_signer_policy"]  # the compromised account was stopped
+    forged = f.attacker.reasons["group_key_forgery"]
+    assert forged["bad_signature"] == meters and forged.get("accepted", 0) == 0
+    # The victim was disconnected, armed and restored by its button before the attacks,
+    # and the mass-disconnect attempt disconnected at most the policy's limit.
+    assert sum(r["relay"].values()) == meters
+    assert r["relay"].get("disconnected", 0) <= f.campaign.service.policy.operator_limit

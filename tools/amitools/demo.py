@@ -23,6 +23,16 @@ def summary(r: dict) -> str:
     ]
     for kind, e in at["by_kind"].items():
         lines.append(f"  {kind:22} attempted {e['attempted']:6}  accepted {e['accepted']}")
+    if "commands" in r:
+        c = r["commands"]
+        lines.append(
+            f"commands: sent {c['sent']}, executed {c['executed']}, refused {c['refused']}; "
+            f"refused by the signer's policy: {c['refused_by_signer_policy']}"
+        )
+        lines.append(f"relays: {r['relay']}")
+        lines.append(f"security events logged on meters: {r['events']}")
+        alerts = r["security_monitor"]["alerts"]
+        lines.append(f"security monitor alerts: {alerts or 'none'}")
     lines.append("rejections (every one typed and counted):")
     for reason, n in r["rejections"].items():
         lines.append(f"  {reason:22} {n}")

@@ -21,7 +21,9 @@ from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 
 from amitools.attacker import Attacker
+from amitools.campaign import CommandCampaign
 from amitools.headend import HeadEnd
+from amitools.headend.monitor import SecurityMonitor
 from amitools.mpnode import MicroPythonMeter
 from amitools.provision import DeviceKit, Provisioned, device_eui, new_private, provision
 from amitools.radio import LinkParams, Medium
@@ -94,6 +96,10 @@ class Fleet:
         self.headend = HeadEnd(
             self.prov.headend, self.registry, DeterministicEntropy(b"he%d" % opts.seed)
         )
+        # Alert thresholds sized for a demo partition rather than a national fleet.
+        self.headend.monitor = SecurityMonitor(
+            thresholds={"signature_failure_storm": 5, "command_probe": 5}
+        )
         link = LinkParams(
             loss=opts.loss, latency_ms=20, jitter_ms=40, duplicate=0.01, corrupt=0.01
         )
@@ -121,6 +127,8 @@ class Fleet:
             self.meters[kit.eui] = tracked
             self.medium.attach(tracked, start_ms=T0_MS)
         self.attacker = Attacker(self.medium, opts.seed)
+        self.script: list[tuple[int, object]] = []  # (virtual time, action) in the day
+        self.campaign: CommandCampaign | None = None
         self._capture = None
         if opts.capture and shard == 0:
             self._capture = open(opts.capture, "w")  # noqa: SIM115 (closed in close())
@@ -149,20 +157,54 @@ class Fleet:
         the period must still arrive; wall seconds."""
         t = time.perf_counter()
         end = T0_MS + self.opts.hours * HOUR_MS
+        for at, action in sorted(self.script, key=lambda item: item[0]):
+            if at < end:
+                self.medium.run(at)
+                action()
         self.medium.run(end)
         self.period_seqs = {eui: self._meter_info(m.node)[0] for eui, m in self.meters.items()}
         self.medium.run(end + DRAIN_MS)
         self.headend.flush()
         return time.perf_counter() - t
 
-    def _meter_info(self, node) -> tuple[int, int, dict]:
-        """(next_seq, queued readings, stats) of an in-process or MicroPython meter."""
+    def _meter_info(self, node) -> tuple[int, int, dict, int | None, dict]:
+        """(next_seq, queued readings, stats, relay state, event counts by kind) of an
+        in-process or MicroPython meter."""
         if isinstance(node, MicroPythonMeter):
             info = node.query(self.medium.now)
-            return info["next_seq"], info["queue"], info["stats"]
-        return node.next_seq, len(node.queue), node.stats
+            return info["next_seq"], info["queue"], info["stats"], info["relay"], info["events"]
+        relay = node.relay.state if node.state != "unprovisioned" else None
+        return node.next_seq, len(node.queue), node.stats, relay, node.event_counts()
+
+    def command_log(self, address: bytes) -> list[tuple[int, bytes, int, str]]:
+        """The meter's recent command verdicts: (time, envelope tag, command, verdict)."""
+        node = self.meters[address].node
+        if isinstance(node, MicroPythonMeter):
+            info = node.query(self.medium.now)
+            return [(t, bytes.fromhex(g), c, v) for t, g, c, v in info["commands"]]
+        return list(node.commands.log)
+
+    def reboot(self, address: bytes) -> None:
+        """Power-cycle a meter: its storage survives, everything in RAM is lost."""
+        tracked = self.meters[address]
+        node = tracked.node
+        if isinstance(node, MicroPythonMeter):
+            node.reboot()
+        else:
+            kit = next(k for k in self.prov.devices if k.eui == address)
+            seed = b"m%d/" % self.opts.seed + kit.eui
+            tracked.node = Meter(
+                node._records._storage, kit.secret, DeterministicEntropy(seed + b"/reboot"),
+                SimMetrology(seed), node.cfg,
+            )
+        self.medium.restart(address)
 
     # ---- attacks -----------------------------------------------------------------------
+
+    def schedule_commands(self) -> None:
+        """Signed commands and the attacks on them, from an hour after the joins."""
+        self.campaign = CommandCampaign(self)
+        self.script += self.campaign.script(self.join_end + HOUR_MS)
 
     def schedule_attacks(self) -> None:
         """Radio attacks across the day and protocol attacks on joins."""
@@ -232,17 +274,33 @@ class Fleet:
         """The demo report (see docs: readings are those of the reporting period)."""
         pending = 0
         meter_stats: Counter[str] = Counter()
+        device_events: Counter[str] = Counter()
         for m in self.meters.values():
-            _seq, queued, stats = self._meter_info(m.node)
+            _seq, queued, stats, _relay, events = self._meter_info(m.node)
             pending += queued
             meter_stats.update(stats)
+            device_events.update(events)
         sent = sum(self.period_seqs.values())
         stored = sum(self.registry.count_below(eui, n) for eui, n in self.period_seqs.items())
         attacks = self._score_attacks()
         rejections = Counter(self.headend.stats)
         rejections.update(meter_stats)
         events = {k: rejections.pop(k) for k in EVENTS if k in rejections}
-        return {
+        commands = self.campaign.report() if self.campaign else None
+        if commands:
+            for kind, entry in commands["attacks"].items():
+                attacks["by_kind"][kind] = entry
+            attacks["attempted"] = sum(e["attempted"] for e in attacks["by_kind"].values())
+            attacks["accepted"] = sum(e["accepted"] for e in attacks["by_kind"].values())
+        extra = {}
+        if commands:
+            extra = {
+                "commands": commands["commands"],
+                "relay": commands["relay"],
+                "events": dict(sorted(device_events.items())),
+                "security_monitor": self.headend.monitor.summary(),
+            }
+        return extra | {
             "meters": len(self.meters),
             "micropython_meters": len(self.mp),
             "joined": self.joined(),
@@ -257,7 +315,7 @@ class Fleet:
             },
             "attacks": attacks,
             "rejections": dict(sorted(rejections.items())),
-            "events": dict(sorted(events.items())),
+            "counted": dict(sorted(events.items())),
             "radio": self.medium.totals().as_dict(),
             "rates": {
                 "joins_per_second": round(self.joined() / join_wall, 1) if join_wall else None,
@@ -313,6 +371,7 @@ def _run_fleet(fleet: Fleet) -> dict:
         join_wall = fleet.run_joins()
         if fleet.opts.attacks:
             fleet.schedule_attacks()
+            fleet.schedule_commands()
         day_wall = fleet.run_day()
         if fleet.opts.attacks:
             fleet.attacker.eavesdrop(eavesdrop_secrets(fleet))

@@ -90,6 +90,10 @@ class MicroPythonMeter:
 
     # ---- harness -----------------------------------------------------------------------
 
+    def press_button(self, now_ms: int) -> None:
+        """The local restore button (handled by the firmware at its next tick)."""
+        self._call(b"B", now_ms)
+
     def query(self, now_ms: int) -> dict:
         """Stats, state and queue length from inside the firmware."""
         self._call(b"Q", now_ms)

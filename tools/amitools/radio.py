@@ -440,6 +440,22 @@ class Medium:
             self._transmit(port, frames, now)
         self._rearm(port, now, True)
 
+    def poke(self, address: bytes) -> None:
+        """Re-read a node's next wakeup after an input from outside the radio (a local
+        button press, say) changed its timers."""
+        self._rearm(self._ports[address], self.now, False)
+
+    def restart(self, address: bytes, node: Node | None = None) -> None:
+        """A power cycle: optionally a new node object for the address, then start() now;
+        its frames go on the air as at attach time."""
+        port = self._ports[address]
+        if node is not None:
+            port.node = node
+        frames = port.node.start(self.now)
+        if frames:
+            self._transmit(port, frames, self.now)
+        self._rearm(port, self.now, False)
+
     def _rearm(self, port: _Port, now: int, after_tick: bool) -> None:
         """Keep exactly one pending wakeup, at the node's current next_wakeup()."""
         due = port.node.next_wakeup()

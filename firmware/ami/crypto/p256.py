@@ -355,6 +355,14 @@ def comb_mul_add(u1, u2, qtable):
 _g_comb = None
 
 
+def warm():
+    """Build G's cached tables now. A device calls this at boot, while its heap is still
+    unfragmented: both tables live for good and each needs a contiguous block."""
+    _gtable()
+    _gcomb()
+
+
+
 def _gcomb():
     global _g_comb
     if _g_comb is None:

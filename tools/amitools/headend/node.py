@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from ami import crypto
 from ami import identity as ident
 from ami.link import frame, join, messages
+from ami.link.groups import group_kek
 from ami.link.replay import ReplayWindow
 
 from amitools import spec
+from amitools.headend.monitor import SecurityMonitor
 
 JOIN_RATE = 4  # join requests per device ...
 JOIN_WINDOW_MS = 300_000  # ... per five minutes
@@ -64,6 +66,17 @@ class Session:
 
 
 @dataclass
+class Group:
+    """A multicast group: its key, generation, members and downlink counter."""
+
+    group_id: bytes
+    key: bytes
+    key_gen: int = 1
+    members: set[bytes] = field(default_factory=set)
+    fcnt: int = 0
+
+
+@dataclass
 class Device:
     """A registered device's identity and live state."""
 
@@ -102,6 +115,10 @@ class HeadEnd:
                 dev.session = Session(s.join_nonce, s.k_up, s.k_down, s.down_limit, s.down_limit)
         self.outbox: list[bytes] = []
         self.responses: dict[tuple[bytes, int], tuple[int, int, int]] = {}
+        # COMMAND_RESULT per (device, command counter): (command, status, relay_state, reason)
+        self.command_results: dict[tuple[bytes, int], tuple[int, int, int, int]] = {}
+        self.groups: dict[bytes, Group] = {}
+        self.monitor = SecurityMonitor()
         self._req_id = 0
         self._rows: list[tuple[bytes, int, int, int, int]] = []
         self._acks: dict[bytes, list[int]] = {}  # readings awaiting their commit, per device
@@ -193,6 +210,34 @@ class HeadEnd:
         rid = self._next_req()
         self._queue_down(eui, messages.encode_set(rid, register, value))
         return rid
+
+    def send_command(self, eui: bytes, envelope: bytes) -> None:
+        """Queue a signed command envelope to one device (its answer: command_results)."""
+        self._queue_down(eui, messages.encode_command(envelope))
+
+    def add_to_group(self, group_id: bytes, eui: bytes) -> None:
+        """Make a device a member of a group: its key goes down wrapped under the session."""
+        g = self.groups.get(group_id)
+        if g is None:
+            g = self.groups[group_id] = Group(group_id, self.entropy.random_bytes(16))
+        g.members.add(eui)
+        dev = self.devices[eui]
+        if dev.session is None:
+            raise ValueError("a device joins groups over its session")
+        wrapped = crypto.aes_key_wrap(group_kek(dev.session.k_down), g.key)
+        self._queue_down(eui, messages.encode_group_key(group_id, g.key_gen, wrapped))
+
+    def broadcast(self, group_id: bytes, envelope: bytes) -> None:
+        """Send a signed command to a whole group in one frame under the group key."""
+        g = self.groups[group_id]
+        fcnt = g.fcnt
+        g.fcnt += 1
+        self.outbox.append(
+            frame.seal(
+                g.key, frame.DATA, self.address, group_id, frame.KEY_GROUP, g.key_gen, fcnt,
+                messages.encode_command(envelope), down=True, group=True,
+            )
+        )
 
     def revoke(self, eui: bytes) -> None:
         """Revoke a device identity: it cannot join or send again."""
@@ -309,6 +354,15 @@ class HeadEnd:
                 s.down_next = rx_floor + 1
             self.stats["device_reboot"] += 1
             return None, []
+        if mtype == messages.COMMAND_RESULT:
+            counter, command, status, state, reason = fields
+            self.command_results[(dev.eui, counter)] = (command, status, state, reason)
+            return None, []
+        if mtype == messages.EVENTS:
+            events = fields[0]
+            self.monitor.ingest(dev.eui, events, self._now)
+            upto = max(e[0] for e in events)
+            return None, self._seal(dev, messages.encode_events_ack(upto))
         return self._reject("unexpected")
 
     def _on_readings(self, dev: Device, readings: list[tuple[int, int, int]]) -> list[bytes]:
@@ -355,4 +409,5 @@ class HeadEnd:
 
     def _reject(self, reason: str) -> tuple[str, list[bytes]]:
         self.stats[reason] += 1
+        self.monitor.note(reason, None, self._now)
         return reason, []

@@ -1,0 +1,231 @@
+"""The signed-command part of `ami demo`: a remote disconnect, an arm and local restore, a
+signed broadcast load limit, and the attacks on commands (copy-cat to the same and to another
+meter, forged signature, expired command, replay after reboot, mass disconnect by a
+compromised operator, broadcast forged with only the group key).
+
+Commands go through the signing service (operator policy in front of the HSM-held key) and
+the head end; each meter checks every command itself. An attack counts as accepted when a
+meter executed its command: the meter's own `receive()` verdict, seen on the radio.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ami import crypto
+from ami.commands import envelope as E
+from ami.link import frame, messages
+from ami.ports.entropy import DeterministicEntropy
+from ami.relay import STATE_NAMES
+
+from amitools.provision import SIGNER_KEY_ID, new_private
+from amitools.signer import Policy, PolicyError, SigningService
+
+GROUP_ALL = bytes.fromhex("47524f5550000001")  # "GROUP" 1: every meter of the partition
+MINUTE_MS = 60_000
+
+
+class CommandCampaign:
+    """Schedules command operations and attacks on a Fleet's virtual timeline."""
+
+    def __init__(self, fleet) -> None:
+        self.fleet = fleet
+        self.he = fleet.headend
+        self.signer = fleet.prov.signer()
+        self.service = SigningService(
+            self.signer,
+            lambda: fleet.medium.now // 1000,
+            # Small limits so the compromised account meets them within the demo.
+            Policy(pbkdf2_iterations=1_000, operator_limit=5, fleet_disconnect_limit=5),
+            group_size=lambda gid: len(self.he.groups[gid].members) if gid in self.he.groups
+            else None,
+        )
+        for name in ("alice", "bob", "mallory"):
+            self.service.add_operator(name, name + "-pw")
+        self.tokens = {n: self.service.login(n, n + "-pw") for n in ("alice", "bob", "mallory")}
+        self.sent = 0
+        self.policy_refusals: Counter[str] = Counter()
+        self.attacks: dict[str, dict[str, int]] = {}
+        # (kind, meter address, envelope tag, time sent in seconds)
+        self.expect_refused: list[tuple[str, bytes, bytes, int]] = []
+        self.disconnect_env: bytes = b""
+        self.arm_env: bytes = b""
+        meters = [m for m in fleet.meters.values()]
+        self.victim = meters[-1]
+        self.other = meters[-2] if len(meters) > 1 else meters[-1]
+
+    # ---- scheduling ----------------------------------------------------------------------
+
+    def script(self, start: int) -> list[tuple[int, Any]]:
+        """(virtual time, action) pairs from start."""
+        return [
+            (start, self.setup_group),
+            (start + 10 * MINUTE_MS, self.disconnect),
+            (start + 20 * MINUTE_MS, self.arm),
+            (start + 30 * MINUTE_MS, self.restore_locally),
+            (start + 40 * MINUTE_MS, self.broadcast_load_limit),
+            (start + 60 * MINUTE_MS, self.copycat),
+            (start + 70 * MINUTE_MS, self.forged_signature),
+            (start + 80 * MINUTE_MS, self.expired),
+            (start + 84 * MINUTE_MS, self.collect),  # before the reboot clears RAM logs
+            (start + 85 * MINUTE_MS, self.reboot_victim),
+            (start + 90 * MINUTE_MS, self.replay_after_reboot),
+            (start + 100 * MINUTE_MS, self.mass_disconnect),
+            (start + 110 * MINUTE_MS, self.group_key_forgery),
+            (start + 120 * MINUTE_MS, self.collect),
+        ]
+
+    def _request(self, op: str, command: int, kind: int, target: bytes, params=()) -> bytes:
+        token = self.tokens[op]
+        if command in self.service.policy.reauth_commands:
+            self.service.reauthenticate(token, op + "-pw")
+        issued = self.service.request(token, command, kind, target, params)
+        return issued.envelopes[-1]
+
+    def _send(self, meter, env: bytes) -> None:
+        self.he.send_command(meter.address, env)
+        self.fleet.medium.poke(self.he.address)
+        self.sent += 1
+
+    # ---- operations --------------------------------------------------------------------
+
+    def setup_group(self) -> None:
+        for eui in self.fleet.meters:
+            if self.he.devices[eui].session is not None:
+                self.he.add_to_group(GROUP_ALL, eui)
+                self.fleet.medium.add_to_group(GROUP_ALL, eui)
+        self.fleet.medium.poke(self.he.address)
+
+    def disconnect(self) -> None:
+        self.disconnect_env = self._request(
+            "alice", E.DISCONNECT, E.TARGET_DEVICE, self.victim.address
+        )
+        self._send(self.victim, self.disconnect_env)
+
+    def arm(self) -> None:
+        self.arm_env = self._request(
+            "alice", E.ARM_RECONNECT, E.TARGET_DEVICE, self.victim.address
+        )
+        self._send(self.victim, self.arm_env)
+
+    def restore_locally(self) -> None:
+        self.victim.node.press_button(self.fleet.medium.now)
+        self.fleet.medium.poke(self.victim.address)
+
+    def broadcast_load_limit(self) -> None:
+        env = self._request(
+            "alice", E.LOAD_LIMIT, E.TARGET_GROUP, GROUP_ALL, (20_000, 300, E.RESTORE_AUTO)
+        )
+        self.he.broadcast(GROUP_ALL, env)
+        self.fleet.medium.poke(self.he.address)
+        self.sent += len(self.he.groups[GROUP_ALL].members)  # one frame, every member acts
+
+    # ---- attacks -------------------------------------------------------------------------
+
+    def _attack(self, kind: str, meter, env: bytes) -> None:
+        """Deliver env through the head end; scored later from the meter's own verdict."""
+        tag = crypto.sha256(env)[:8]
+        self.expect_refused.append((kind, meter.address, tag, self.fleet.medium.now // 1000))
+        self.attacks.setdefault(kind, {"attempted": 0, "accepted": 0})
+        self._send(meter, env)
+
+    def _score(self, kind: str, attempted: int = 0, accepted: int = 0) -> None:
+        e = self.attacks.setdefault(kind, {"attempted": 0, "accepted": 0})
+        e["attempted"] += attempted
+        e["accepted"] += accepted
+
+    def copycat(self) -> None:
+        # The same signed disconnect again, to its meter and to another one.
+        self._attack("copycat", self.victim, self.disconnect_env)
+        self._attack("copycat", self.other, self.disconnect_env)
+
+    def forged_signature(self) -> None:
+        now = self.fleet.medium.now // 1000
+        body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, self.other.address, 10_000, now - 60,
+                        now + 3600, SIGNER_KEY_ID)
+        rogue = new_private(DeterministicEntropy(b"forger"))
+        self._attack("forged_signature", self.other, E.sign(body, rogue))
+
+    def expired(self) -> None:
+        now = self.fleet.medium.now // 1000
+        body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, self.other.address, 10_001,
+                        now - 2 * 86400, now - 86400, SIGNER_KEY_ID)
+        self._attack("expired", self.other, self.signer.sign_body(body))
+
+    def reboot_victim(self) -> None:
+        self.fleet.reboot(self.victim.address)
+
+    def replay_after_reboot(self) -> None:
+        """The arm the victim executed before its reboot, sent again."""
+        self._attack("replay_after_reboot", self.victim, self.arm_env)
+
+    def mass_disconnect(self) -> None:
+        """A compromised operator account tries to disconnect every meter."""
+        token = self.tokens["mallory"]
+        signed = 0
+        meters = list(self.fleet.meters.values())
+        for i in range(max(20, len(meters))):  # it keeps trying, cycling over the fleet
+            m = meters[i % len(meters)]
+            self._score("mass_disconnect", attempted=1)
+            try:
+                self.service.reauthenticate(token, "mallory-pw")
+                env = self.service.request(token, E.DISCONNECT, E.TARGET_DEVICE, m.address)
+            except PolicyError as exc:
+                self.policy_refusals[exc.reason] += 1
+                continue
+            signed += 1
+            self._send(m, env.envelopes[-1])
+        # Success for the attacker is getting past the policy's per-operator limit.
+        self._score("mass_disconnect",
+                    accepted=max(0, signed - self.service.policy.operator_limit))
+
+    def group_key_forgery(self) -> None:
+        """An attacker who extracted the group key sends a group command it signed itself."""
+        g = self.he.groups.get(GROUP_ALL)
+        if g is None:
+            return
+        now = self.fleet.medium.now // 1000
+        body = E.encode(E.DISCONNECT, E.TARGET_GROUP, GROUP_ALL, 1_000_000, now - 60,
+                        now + 3600, SIGNER_KEY_ID)
+        env = E.sign(body, new_private(DeterministicEntropy(b"group forger")))
+        forged = frame.seal(g.key, frame.DATA, self.he.address, GROUP_ALL, frame.KEY_GROUP,
+                            g.key_gen, g.fcnt + 1000, messages.encode_command(env), down=True,
+                            group=True)
+        self.fleet.attacker.attempt("group_key_forgery", forged, None,
+                                    self.fleet.medium.now + 1)
+
+    # ---- report --------------------------------------------------------------------------
+
+    def collect(self) -> None:
+        """Score the attacks sent so far from each target meter's own verdict log (a RAM
+        log: collected before a reboot clears it). A command the radio lost was not tried."""
+        for kind, eui, tag, sent_s in self.expect_refused:
+            log = self.fleet.command_log(eui)
+            verdicts = [v for t, g, _cmd, v in log if g == tag and t >= sent_s]
+            if verdicts:
+                self._score(kind, attempted=1, accepted=int("ok" in verdicts))
+        self.expect_refused = []
+
+    def report(self) -> dict[str, Any]:
+        """commands, relay and attack figures for the demo report."""
+        self.collect()
+        results = self.he.command_results
+        executed = sum(1 for r in results.values() if r[1] == 0)
+        refused = sum(1 for r in results.values() if r[1] != 0)
+        relay: Counter[str] = Counter()
+        for m in self.fleet.meters.values():
+            state = self.fleet._meter_info(m.node)[3]
+            if state is not None:
+                relay[STATE_NAMES[state]] += 1
+        forged = self.fleet.attacker.report().get("group_key_forgery")
+        if forged:
+            self.attacks["group_key_forgery"] = dict(forged)
+        return {
+            "commands": {"sent": self.sent, "executed": executed, "refused": refused,
+                         "refused_by_signer_policy": dict(self.policy_refusals)},
+            "relay": dict(sorted(relay.items())),
+            "attacks": self.attacks,
+            "victim_relay": STATE_NAMES[self.fleet._meter_info(self.victim.node)[3]],
+        }
+

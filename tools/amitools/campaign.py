@@ -76,7 +76,7 @@ class CommandCampaign:
             (start + 120 * MINUTE_MS, self.collect),
         ]
 
-    def _request(self, op: str, command: int, kind: int, target: bytes, params=()) -> bytes:
+    def request(self, op: str, command: int, kind: int, target: bytes, params=()) -> bytes:
         token = self.tokens[op]
         if command in self.service.policy.reauth_commands:
             self.service.reauthenticate(token, op + "-pw")
@@ -98,13 +98,13 @@ class CommandCampaign:
         self.fleet.medium.poke(self.he.address)
 
     def disconnect(self) -> None:
-        self.disconnect_env = self._request(
+        self.disconnect_env = self.request(
             "alice", E.DISCONNECT, E.TARGET_DEVICE, self.victim.address
         )
         self._send(self.victim, self.disconnect_env)
 
     def arm(self) -> None:
-        self.arm_env = self._request(
+        self.arm_env = self.request(
             "alice", E.ARM_RECONNECT, E.TARGET_DEVICE, self.victim.address
         )
         self._send(self.victim, self.arm_env)
@@ -114,8 +114,8 @@ class CommandCampaign:
         self.fleet.medium.poke(self.victim.address)
 
     def broadcast_load_limit(self) -> None:
-        env = self._request(
-            "alice", E.LOAD_LIMIT, E.TARGET_GROUP, GROUP_ALL, (20_000, 300, E.RESTORE_AUTO)
+        env = self.request(
+            "alice", E.LOAD_LIMIT, E.TARGET_GROUP, GROUP_ALL, (2_000, 300, E.RESTORE_AUTO)
         )
         self.he.broadcast(GROUP_ALL, env)
         self.fleet.medium.poke(self.he.address)

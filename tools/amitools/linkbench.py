@@ -121,6 +121,34 @@ def headend_throughput(keys: int, frames: int, seed: int = 1) -> dict[str, Any]:
     }
 
 
+def broadcast(meters: int, seed: int = 5) -> dict[str, Any]:
+    """One signed load-limit command to a group of `meters` in-process meters: the wall time
+    from the broadcast until every meter has verified it and set its limit."""
+    from amitools.campaign import GROUP_ALL, CommandCampaign
+    from amitools.fleet import DemoOptions, Fleet
+    from amitools.radio import PERFECT
+
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Fleet(DemoOptions(meters=meters, micropython=0, loss=0.0, attacks=False, seed=seed),
+                  Path(tmp))
+        for m in f.meters:
+            f.medium.set_link(m, PERFECT)
+        f.run_joins()
+        c = CommandCampaign(f)
+        c.setup_group()
+        f.medium.run(f.medium.now + 600_000)  # group keys delivered
+        env = c.request("alice", 4, 1, GROUP_ALL, (5_000, 300, 1))  # LOAD_LIMIT, to the group
+        t = time.perf_counter()
+        f.headend.broadcast(GROUP_ALL, env)
+        f.medium.poke(f.headend.address)
+        f.medium.run(f.medium.now + 60_000)
+        wall = time.perf_counter() - t
+        acted = sum(1 for m in f.meters.values() if m.node.relay.limit_w == 5_000)
+        f.close()
+    return {"meters": meters, "acted": acted, "wall_seconds": round(wall, 2),
+            "per_meter_ms": round(wall / meters * 1000, 3)}
+
+
 def fleet(meters: int) -> dict[str, Any]:
     """`ami demo --meters N` in a subprocess; its JSON report."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,6 +180,20 @@ def targets(r: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
                 f"{he['keys']:,} keys loaded, one core >= 100,000 frames/s: "
                 f"{he['verify_frames_per_second']:,} frames/s ({he['frame_bytes']}-byte frames; "
                 f"whole collection path with ACKs: {he['collect_frames_per_second']:,}/s)"))
+    sig = r.get("signer_per_second")
+    if sig:
+        out.append((sig >= 10_000, f"command signer, one core, >= 10,000 signatures/s: "
+                    f"{sig:,.0f}/s (the Certicom appliance: 200/s)"))
+    b = r.get("broadcast")
+    if b:
+        cp = r["device"]["cpython_portable"].get("verify_repeated_us")
+        out.append((b["acted"] == b["meters"], f"signed broadcast load limit to "
+                    f"{b['meters']:,} simulated meters: {b['acted']:,} verified and acted, wall "
+                    f"time {b['wall_seconds']} s ({b['per_meter_ms']} ms per meter, native "
+                    f"crypto, radio and head end included); per-meter verify of the signer's "
+                    f"key: see the crypto table, repeated key (MicroPython "
+                    f"{r.get('mp_verify_repeated_ms', '?')} ms, CPython portable "
+                    f"{cp if cp is None else round(cp / 1000, 3)} ms)"))
     f = r.get("fleet")
     if f:
         rate = f["rates"]["readings_per_minute"]
@@ -191,6 +233,18 @@ def run(args: argparse.Namespace) -> int:
         result: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d")}
         result["device"] = device_side(Path(tmp))
     result["headend"] = headend_throughput(args.keys, args.frames)
+    from amitools.signer import bench_signer
+
+    result["signer_per_second"] = round(bench_signer())
+    if args.broadcast:
+        result["broadcast"] = broadcast(args.broadcast)
+    crypto_json = Path("build/bench.json")
+    if crypto_json.exists():  # the per-meter verify figure from `ami bench`, same session
+        cols = json.loads(crypto_json.read_text()).get("columns", {})
+        mp = (cols.get("micropython") or {}).get("results", {}).get("ecdsa_verify_repeated")
+        cp = (cols.get("cpython_portable") or {}).get("results", {}).get("ecdsa_verify_repeated")
+        result["mp_verify_repeated_ms"] = round(mp / 1000, 2) if mp else None
+        result["device"]["cpython_portable"]["verify_repeated_us"] = cp
     if args.fleet:
         result["fleet"] = fleet(args.fleet)
     text = render(result)
@@ -208,6 +262,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--keys", type=int, default=1_000_000, help="sessions loaded in the head end")
     p.add_argument("--frames", type=int, default=200_000)
     p.add_argument("--fleet", type=int, default=10_000, help="fleet size for the demo (0: skip)")
+    p.add_argument("--broadcast", type=int, default=10_000, help="meters in the broadcast test")
     p.add_argument("--write", metavar="FILE")
     p.add_argument("--json", metavar="FILE")
     p.set_defaults(func=run)

@@ -147,7 +147,8 @@ _SEVERITY = bytes(
     # -  crc mal rep aut gen sig tgt exp nyv ctr thr win sgn opn cls ref
     (0, 0, 1, 1, 1, 1, 2, 1, 1, 1, 2, 1, 2, 2, 1, 0, 1)
     # trp jnf cor rbt tmp key une jnr cex qov arm lim bot rco kch oth
-    + (2, 1, 3, 0, 3, 1, 1, 2, 1, 1, 0, 0, 1, 3, 1, 1)
+    # (a load trip is a warning: the expected effect of the utility's own signed limit)
+    + (1, 1, 3, 0, 3, 1, 1, 2, 1, 1, 0, 0, 1, 3, 1, 1)
 )
 
 # Rejection reasons (sections 3, 6, 10.3; relay and meter counters) that are not kind names.

@@ -58,7 +58,8 @@ class Config:
         self.reserve = kw.get("reserve", 64)
         self.counter_cap = kw.get("counter_cap", 0xFFFFFFFF)
         self.remote_reconnect = kw.get("remote_reconnect", False)
-        self.demand_period_s = kw.get("demand_period_s", 60)
+        # Commands this device acts on only after a signed NOTIFY announced them (10.2).
+        self.notice_required = tuple(kw.get("notice_required", ()))
 
 
 class Meter:
@@ -98,7 +99,8 @@ class Meter:
             records, relay, R.RelayPolicy(remote_reconnect=self.cfg.remote_reconnect)
         )
         self.groups = Groups(records)
-        verifier = CommandVerifier(records, self.keys.signers, self.eui, self.groups.ids())
+        verifier = CommandVerifier(records, self.keys.signers, self.eui, self.groups.ids(),
+                                   notice_required=self.cfg.notice_required)
         self.commands = CommandExecutor(verifier, self.relay, self.events)
         self._load_state()
 
@@ -190,7 +192,6 @@ class Meter:
         if self.events.corrupt:
             self.events.log_reason(now_s, "record_corrupt", len(self.events.corrupt))
         self._schedule_reading(now_ms)
-        self._schedule_demand()
         if self.state == ACTIVE:
             s = self._session
             out = self._send_status(s.rx.floor)
@@ -252,7 +253,7 @@ class Meter:
         """Run the timers that are due; returns frames."""
         self._now = now_ms
         out = []
-        for name in ("button", "join", "confirm", "reading", "retry", "events", "demand"):
+        for name in ("button", "join", "confirm", "reading", "retry", "events"):
             due = self._wake.get(name)
             if due is not None and due <= now_ms:
                 del self._wake[name]
@@ -327,7 +328,11 @@ class Meter:
 
     def _on_reading(self):
         now_s = self._now // 1000
+        previous = self.energy
         self.energy = self._metrology.energy_wh(now_s)
+        if self.relay.limit_w and previous:
+            # Demand is the interval's average power, as a meter's demand register keeps it.
+            self._on_demand(now_s, (self.energy - previous) * 3600 // self.cfg.interval_s)
         self.queue.append((self.next_seq, now_s, self.energy))
         self.next_seq += 1
         if len(self.queue) > self.cfg.max_queue:
@@ -335,7 +340,7 @@ class Meter:
             self._count("queue_overflow")
         self._save_queue()
         self._schedule_reading(self._now)
-        return self._send_queue()
+        return self._send_queue() + self._send_events()
 
     def _on_retry(self):
         return self._send_queue()
@@ -446,22 +451,13 @@ class Meter:
         self._status_at = self._now
         return self._send(messages.encode_status(_STATUS_REBOOT, floor or 0))
 
-    def _schedule_demand(self):
-        if self.relay.limit_w:
-            self._wake["demand"] = self._now + self.cfg.demand_period_s * 1000
-
-    def _on_demand(self):
-        now_s = self._now // 1000
-        outcome = self.relay.demand(now_s, self._metrology.demand_w(now_s))
+    def _on_demand(self, now_s, watts):
+        outcome = self.relay.demand(now_s, watts)
         if outcome.event:
             self.events.log_reason(now_s, outcome.event)
-        self._schedule_demand()
-        return self._send_events()
 
     def _send_events(self):
         """Send pending alarms upstream; resend until the head end acknowledges them."""
-        if self.relay.limit_w and "demand" not in self._wake:
-            self._schedule_demand()
         alarms = self.events.pending_alarms()
         if not alarms or self.state != ACTIVE:
             return []

@@ -93,3 +93,41 @@ def test_get_and_set_through_the_command_api() -> None:
     assert he.receive(up, T0 + 4)[0] is None
     assert he.responses[(m.eui, rid)][0] == messages.ST_OK and m.cfg.interval_s == 300
     assert frame.decode(down).down
+
+
+def test_time_windowed_disconnect_needs_its_notice() -> None:
+    """A meter whose policy asks for notice refuses a bare disconnect, then executes one that
+    a signed NOTIFY announced (matching hash, within the deadline)."""
+    from ami.commands import envelope as E
+
+    prov = provision(1, T0 // 1000, seed=12)
+    kit = prov.devices[0]
+    he = HeadEnd(prov.headend, prov.registry(), DeterministicEntropy(b"he"))
+    m = Meter(kit.storage(), kit.secret, DeterministicEntropy(b"m"), SimMetrology(b"m"),
+              Config(join_spread_ms=0, notice_required=(E.DISCONNECT,)))
+    assert exchange(he, m, T0) is None
+    signer = prov.signer()
+    now = T0 // 1000
+
+    def deliver(env: bytes, t: int) -> tuple[int, int]:
+        he.send_command(m.eui, env)
+        (down,) = he.tick(t)
+        _reason, ups = m.receive(down, t)  # the result, and the alarm of a refusal
+        for up in ups:
+            reason, replies = he.receive(up, t)
+            assert reason is None
+            for reply in replies:  # acknowledgements of alarms
+                assert m.receive(reply, t)[0] is None
+        counter = E.decode(env).counter
+        command, status, state, code = he.command_results[(m.eui, counter)]
+        return status, code
+
+    bare = signer.issue(E.DISCONNECT, E.TARGET_DEVICE, m.eui, now - 60, now + 3600)
+    assert deliver(bare, T0 + 10) == (1, 16 + 8)  # refused: window_violation
+    assert m.relay.state == 0  # still connected
+    notify, action = signer.issue_with_notice(
+        E.DISCONNECT, E.TARGET_DEVICE, m.eui, now - 60, now + 3600
+    )
+    assert deliver(notify, T0 + 20)[0] == 0
+    assert deliver(action, T0 + 30) == (0, 0)  # executed
+    assert m.relay.state == 1  # disconnected

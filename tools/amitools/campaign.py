@@ -22,7 +22,8 @@ from ami.relay import STATE_NAMES
 from amitools.provision import SIGNER_KEY_ID, new_private
 from amitools.signer import Policy, PolicyError, SigningService
 
-GROUP_ALL = bytes.fromhex("47524f5550000001")  # "GROUP" 1: every meter of the partition
+GROUP_ALL = bytes.fromhex("47524f5550000001")  # "GROUP" 1: the load-control programme
+ENROL_EVERY = 10  # in fleets above 50 meters, one household in ten joins the programme
 MINUTE_MS = 60_000
 
 
@@ -90,8 +91,13 @@ class CommandCampaign:
 
     # ---- operations --------------------------------------------------------------------
 
-    def setup_group(self) -> None:
-        for eui in self.fleet.meters:
+    def setup_group(self, everyone: bool = False) -> None:
+        """Enrol meters in the load-control group (all of a small fleet, one in ten of a
+        large one, as real programmes enrol a share of households)."""
+        euis = list(self.fleet.meters)
+        if not everyone and len(euis) > 50:
+            euis = euis[::ENROL_EVERY]
+        for eui in euis:
             if self.he.devices[eui].session is not None:
                 self.he.add_to_group(GROUP_ALL, eui)
                 self.fleet.medium.add_to_group(GROUP_ALL, eui)
@@ -163,13 +169,13 @@ class CommandCampaign:
     def mass_disconnect(self) -> None:
         """A compromised operator account tries to disconnect every meter."""
         token = self.tokens["mallory"]
+        self.service.reauthenticate(token, "mallory-pw")  # the stolen password works
         signed = 0
         meters = list(self.fleet.meters.values())
         for i in range(max(20, len(meters))):  # it keeps trying, cycling over the fleet
             m = meters[i % len(meters)]
             self._score("mass_disconnect", attempted=1)
             try:
-                self.service.reauthenticate(token, "mallory-pw")
                 env = self.service.request(token, E.DISCONNECT, E.TARGET_DEVICE, m.address)
             except PolicyError as exc:
                 self.policy_refusals[exc.reason] += 1

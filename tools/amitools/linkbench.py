@@ -135,7 +135,7 @@ def broadcast(meters: int, seed: int = 5) -> dict[str, Any]:
             f.medium.set_link(m, PERFECT)
         f.run_joins()
         c = CommandCampaign(f)
-        c.setup_group()
+        c.setup_group(everyone=True)
         f.medium.run(f.medium.now + 600_000)  # group keys delivered
         env = c.request("alice", 4, 1, GROUP_ALL, (5_000, 300, 1))  # LOAD_LIMIT, to the group
         t = time.perf_counter()

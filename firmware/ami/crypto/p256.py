@@ -18,9 +18,9 @@ B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 GX = 0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296
 GY = 0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5
 
-# Window widths: G's table is computed once and cached (64 affine points, 4 KB), a
+# Window widths: G's table is computed once and cached (32 affine points, 2 KB), a
 # variable point's table is built per call (8 Jacobian points), so it stays small.
-_WG = 8
+_WG = 7
 _WQ = 5
 
 _INF = (1, 1, 0)

@@ -182,9 +182,10 @@ def _uint(value, bits, name):
 
 
 def _bytes(value, name, size=None):
-    if not isinstance(value, (bytes, bytearray, memoryview)):
-        raise ValueError(name + " must be bytes")
-    value = bytes(value)
+    if type(value) is not bytes:  # the common case skips the conversion
+        if not isinstance(value, (bytearray, memoryview)):
+            raise ValueError(name + " must be bytes")
+        value = bytes(value)
     if size is not None and len(value) != size:
         raise ValueError(name + " must be %d bytes" % size)
     return value

@@ -20,10 +20,6 @@ class SimMetrology:
         for i in range(24):
             self._before[i + 1] = self._before[i] + self.watts[i] * 3600
 
-    def demand_w(self, now_s):
-        """Instantaneous demand in watts (the hour's level of the profile)."""
-        return self.watts[(now_s % 86400) // 3600]
-
     def energy_wh(self, now_s):
         """Energy in Wh consumed from the Unix epoch to now_s (integer, never decreasing)."""
         days, rest = divmod(now_s, 86400)

@@ -18,7 +18,7 @@ import struct
 from ami import relay as R
 from ami.commands.execute import CommandExecutor
 from ami.commands.verify import CommandVerifier
-from ami.events import EventLog
+from ami.events import ALARM, EventLog, kind_for
 from ami.keystore import Keystore, KeystoreError
 from ami.link import frame, messages
 from ami.link.counters import CounterExhausted, RxFloor, TxCounter
@@ -187,8 +187,7 @@ class Meter:
         now_s = now_ms // 1000
         boot = self.relay.boot(now_s)  # the relay returns to the last commanded state
         self.events.log_reason(now_s, "reboot")
-        if boot.event:
-            self.events.log_reason(now_s, boot.event)
+        self._relay_event(now_s, boot)
         if self.events.corrupt:
             self.events.log_reason(now_s, "record_corrupt", len(self.events.corrupt))
         self._schedule_reading(now_ms)
@@ -440,9 +439,7 @@ class Meter:
 
     def _on_button(self):
         now_s = self._now // 1000
-        outcome = self.relay.button(now_s)
-        if outcome.event:
-            self.events.log_reason(now_s, outcome.event)
+        self._relay_event(now_s, self.relay.button(now_s))
         return self._send_events()
 
     def _send_status(self, floor):
@@ -452,9 +449,16 @@ class Meter:
         return self._send(messages.encode_status(_STATUS_REBOOT, floor or 0))
 
     def _on_demand(self, now_s, watts):
-        outcome = self.relay.demand(now_s, watts)
+        self._relay_event(now_s, self.relay.demand(now_s, watts))
+
+    def _relay_event(self, now_s, outcome):
+        """Log a relay outcome the meter caused itself (button, load limit, boot). One that
+        moved the relay is logged as an alarm, so it goes upstream until acknowledged: the
+        head end learns of every operation (a command's is confirmed by COMMAND_RESULT)."""
         if outcome.event:
-            self.events.log_reason(now_s, outcome.event)
+            kind = kind_for(outcome.event)
+            if kind is not None:
+                self.events.log(now_s, kind, 0, ALARM if outcome.op else None)
 
     def _send_events(self):
         """Send pending alarms upstream; resend until the head end acknowledges them."""

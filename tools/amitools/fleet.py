@@ -3,6 +3,7 @@ and MicroPython unix-port processes), an attacker, and the report of `ami demo`.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -372,6 +373,12 @@ def _run_fleet(fleet: Fleet) -> dict:
         if fleet.opts.attacks:
             fleet.schedule_attacks()
             fleet.schedule_commands()
+        # Millions of long-lived objects (sessions, dedup sets, the event heap): freeze them
+        # out of the cyclic collector and collect the young generation less often (about
+        # 10 % of the reporting phase's time otherwise).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 100)
         day_wall = fleet.run_day()
         if fleet.opts.attacks:
             fleet.attacker.eavesdrop(eavesdrop_secrets(fleet))

@@ -67,6 +67,7 @@ class Meter:
 
     def __init__(self, storage, device_secret, entropy, metrology, config=None, relay=None):
         self.cfg = config or Config()
+        self.storage = storage  # the flash this meter lives on (kept across a reboot)
         self.stats = {}
         self.state = UNPROVISIONED
         self._entropy = entropy

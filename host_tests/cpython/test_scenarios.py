@@ -58,7 +58,7 @@ def test_readings_delivered_and_acknowledged(fleet: Fleet) -> None:
     run(fleet, 2 * 3_600_000)
     fleet.headend.flush()
     for eui, m in fleet.meters.items():
-        seq, queued, _stats, _relay, _events = fleet._meter_info(m.node)
+        seq, queued, _stats, _relay, _events = fleet.meter_info(m.node)
         assert seq >= 8
         assert fleet.registry.count_below(eui, seq) == seq
         assert queued == 0
@@ -105,7 +105,7 @@ def test_forgery_and_bitflips_rejected_and_counted(fleet: Fleet) -> None:
     assert report["forge"]["attempted"] == 10 and report["forge"]["accepted"] == 0
     assert report["bitflip"]["attempted"] == 10 and report["bitflip"]["accepted"] == 0
     gained = fleet.headend.stats["auth"] - before.get("auth", 0)
-    meter_auth = sum(fleet._meter_info(m.node)[2].get("auth", 0) for m in fleet.meters.values())
+    meter_auth = sum(fleet.meter_info(m.node)[2].get("auth", 0) for m in fleet.meters.values())
     assert gained + meter_auth > 0
 
 

@@ -221,7 +221,7 @@ class CommandCampaign:
         refused = sum(1 for r in results.values() if r[1] != 0)
         relay: Counter[str] = Counter()
         for m in self.fleet.meters.values():
-            state = self.fleet._meter_info(m.node)[3]
+            state = self.fleet.meter_info(m.node)[3]
             if state is not None:
                 relay[STATE_NAMES[state]] += 1
         forged = self.fleet.attacker.report().get("group_key_forgery")
@@ -232,6 +232,6 @@ class CommandCampaign:
                          "refused_by_signer_policy": dict(self.policy_refusals)},
             "relay": dict(sorted(relay.items())),
             "attacks": self.attacks,
-            "victim_relay": STATE_NAMES[self.fleet._meter_info(self.victim.node)[3]],
+            "victim_relay": STATE_NAMES[self.fleet.meter_info(self.victim.node)[3]],
         }
 

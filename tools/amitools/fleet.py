@@ -163,12 +163,12 @@ class Fleet:
                 self.medium.run(at)
                 action()
         self.medium.run(end)
-        self.period_seqs = {eui: self._meter_info(m.node)[0] for eui, m in self.meters.items()}
+        self.period_seqs = {eui: self.meter_info(m.node)[0] for eui, m in self.meters.items()}
         self.medium.run(end + DRAIN_MS)
         self.headend.flush()
         return time.perf_counter() - t
 
-    def _meter_info(self, node) -> tuple[int, int, dict, int | None, dict]:
+    def meter_info(self, node) -> tuple[int, int, dict, int | None, dict]:
         """(next_seq, queued readings, stats, relay state, event counts by kind) of an
         in-process or MicroPython meter."""
         if isinstance(node, MicroPythonMeter):
@@ -195,7 +195,7 @@ class Fleet:
             kit = next(k for k in self.prov.devices if k.eui == address)
             seed = b"m%d/" % self.opts.seed + kit.eui
             tracked.node = Meter(
-                node._records._storage, kit.secret, DeterministicEntropy(seed + b"/reboot"),
+                node.storage, kit.secret, DeterministicEntropy(seed + b"/reboot"),
                 SimMetrology(seed), node.cfg,
             )
         self.medium.restart(address)
@@ -277,7 +277,7 @@ class Fleet:
         meter_stats: Counter[str] = Counter()
         device_events: Counter[str] = Counter()
         for m in self.meters.values():
-            _seq, queued, stats, _relay, events = self._meter_info(m.node)
+            _seq, queued, stats, _relay, events = self.meter_info(m.node)
             pending += queued
             meter_stats.update(stats)
             device_events.update(events)

@@ -40,7 +40,7 @@ def _vectors(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from amitools import bench, linkbench
+    from amitools import bench, linkbench, wear
 
     parser = argparse.ArgumentParser(prog="ami", description="AMI endpoint emulator tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     vec.set_defaults(func=_vectors)
     bench.add_parser(sub)
     linkbench.add_parser(sub)
+    wear.add_parser(sub)
     return parser
 
 

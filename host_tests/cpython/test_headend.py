@@ -131,3 +131,17 @@ def test_time_windowed_disconnect_needs_its_notice() -> None:
     assert deliver(notify, T0 + 20)[0] == 0
     assert deliver(action, T0 + 30) == (0, 0)  # executed
     assert m.relay.state == 1  # disconnected
+
+
+def test_revoked_device_cannot_join_or_send() -> None:
+    he, m = setup()
+    assert exchange(he, m, T0) is None
+    m.tick(T0 + 900_000)  # a reading, sent under the session
+    he.revoke(m.eui)
+    assert he.devices[m.eui].session is None
+    (up,) = m.tick(T0 + 1_800_000)
+    assert he.receive(up, T0 + 1_800_000)[0] == "revoked"
+    m.state = "idle"
+    (req,) = m._on_join()
+    assert he.receive(req, T0 + 1_900_000)[0] == "revoked"
+    assert he.registry.devices()[0].revoked  # durable in the registry

@@ -51,6 +51,7 @@ events of a flood that were logged individually are not. Call tick() by `wakeup_
 
 import struct
 
+from ami.link import messages
 from ami.link.frame import FrameError
 from ami.link.records import RecordCorrupt, check_record_name
 from ami.runtime import const
@@ -242,11 +243,8 @@ def _seq(ev):
 
 def encode_events(events):
     """EVENTS body (after the type byte): `count (1) | count x event (12)`, 1 <= count <= 13,
-    seqs strictly increasing; events are (seq, time, kind, severity, detail) tuples."""
-    n = len(events)
-    if not 1 <= n <= MAX_EVENTS:
-        raise ValueError("EVENTS carries 1..%d events" % MAX_EVENTS)
-    out = bytearray([n])
+    seqs strictly increasing; events are (seq, time, kind, severity, detail) tuples. The
+    bytes are the message layer's (ami.link.messages); this adds the log's own rules."""
     last = -1
     for ev in events:
         if len(ev) != 5:
@@ -254,26 +252,20 @@ def encode_events(events):
         if not isinstance(ev[0], int) or ev[0] <= last:
             raise ValueError("event seqs must strictly increase")
         last = ev[0]
-        out.extend(pack_event(ev[0], ev[1], ev[2], ev[3], ev[4]))
-    return bytes(out)
+        pack_event(ev[0], ev[1], ev[2], ev[3], ev[4])  # the field checks
+    return messages.encode_events(events)[1:]
 
 
 def decode_events(body):
     """Events of an EVENTS body; EventError("malformed") unless it is exactly one."""
     if not isinstance(body, (bytes, bytearray, memoryview)):
         raise EventError("malformed", "EVENTS body must be bytes")
-    body = bytes(body)
-    if not body:
-        raise EventError("malformed", "empty EVENTS")
-    n = body[0]
-    if not 1 <= n <= MAX_EVENTS:
-        raise EventError("malformed", "EVENTS count %d" % n)
-    if len(body) != 1 + n * EVENT_LEN:
-        raise EventError("malformed", "EVENTS length %d for %d events" % (len(body), n))
-    out = []
+    try:
+        _t, (events,) = messages.decode(bytes((messages.EVENTS,)) + bytes(body))
+    except FrameError as exc:
+        raise EventError("malformed", "EVENTS: %s" % exc) from None
     last = -1
-    for i in range(n):
-        ev = unpack_event(body, 1 + i * EVENT_LEN)
+    for ev in events:
         if ev[0] <= last:
             raise EventError("malformed", "event seqs must strictly increase")
         if not ev[2]:
@@ -281,8 +273,7 @@ def decode_events(body):
         if ev[3] & ~(AGGREGATED | SEVERITY_MASK):
             raise EventError("malformed", "event severity 0x%02x" % ev[3])
         last = ev[0]
-        out.append(ev)
-    return out
+    return events
 
 
 def _valid_events(data, limit):

@@ -582,18 +582,25 @@ class Medium:
         return bytes(data)
 
     def _on_rx(self, port: _Port, frame: bytes, now: int) -> None:
+        port.stats.delivered += 1
+        self._hand_over(port, frame, now, "rx")
+
+    def _hand_over(
+        self, port: _Port, frame: bytes, now: int, kind: str
+    ) -> tuple[str | None, list[bytes]]:
+        """Give a frame to a node: count its verdict, send its replies, re-read its timer."""
         stats = port.stats
-        stats.delivered += 1
         reason, frames = port.node.receive(frame, now)
         if reason is None:
             stats.accepted += 1
         else:
             stats.rejected[reason] += 1
         if self.trace is not None:
-            self.trace.append((now, "rx", port.address, frame, reason))
+            self.trace.append((now, kind, port.address, frame, reason))
         if frames:
             self._transmit(port, frames, now)
         self._rearm(port, now, False)
+        return reason, frames
 
     def _on_inject(self, handle: Injection, now: int) -> None:
         frame = handle.frame
@@ -610,19 +617,9 @@ class Medium:
         if receivers is not None:
             handle.status = "delivered"
             for rx in [receivers] if type(receivers) is _Port else receivers:
-                stats = rx.stats
-                stats.injected += 1
-                reason, frames = rx.node.receive(frame, now)
-                if reason is None:
-                    stats.accepted += 1
-                else:
-                    stats.rejected[reason] += 1
-                if self.trace is not None:
-                    self.trace.append((now, "injected", rx.address, frame, reason))
+                rx.stats.injected += 1
+                reason, frames = self._hand_over(rx, frame, now, "injected")
                 handle.results.append(Reception(rx.address, reason, list(frames or ())))
-                if frames:
-                    self._transmit(rx, frames, now)
-                self._rearm(rx, now, False)
         elif handle.status == "pending":
             handle.status = "unroutable"
         if handle.callback is not None:

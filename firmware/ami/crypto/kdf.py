@@ -35,16 +35,18 @@ def hmac_sha256(key, msg):
     return outer.digest()
 
 
-def hkdf_sha256(ikm, salt, info, length):
-    """HKDF-SHA-256 extract-then-expand; ValueError if length is past 255 * 32 bytes."""
+def hkdf_sha256(ikm, salt, info, length, mac=hmac_sha256):
+    """HKDF-SHA-256 extract-then-expand; ValueError if length is past 255 * 32 bytes.
+
+    mac is the HMAC-SHA-256 to build on (the native backend passes a faster one)."""
     if length < 0 or length > 255 * 32:
         raise ValueError("HKDF length out of range")
-    prk = hmac_sha256(salt if salt else bytes(32), ikm)
+    prk = mac(salt if salt else bytes(32), ikm)
     out = b""
     block = b""
     counter = 1
     while len(out) < length:
-        block = hmac_sha256(prk, block + info + bytes((counter,)))
+        block = mac(prk, block + info + bytes((counter,)))
         out += block
         counter += 1
     return out[:length]

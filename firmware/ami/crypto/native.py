@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
 from ami.crypto import ccm as _ccm
 from ami.crypto import ecdsa as _ecdsa
+from ami.crypto import kdf as _kdf
 from ami.crypto import keywrap as _kw
 from ami.crypto import p256
 from ami.crypto.aes import check_key
@@ -71,17 +72,7 @@ def hmac_sha256(key, msg):
 
 def hkdf_sha256(ikm, salt, info, length):
     """HKDF-SHA-256 extract-then-expand; ValueError if length is past 255 * 32 bytes."""
-    if length < 0 or length > 255 * 32:
-        raise ValueError("HKDF length out of range")
-    prk = hmac.digest(salt if salt else bytes(32), ikm, "sha256")
-    out = b""
-    block = b""
-    counter = 1
-    while len(out) < length:
-        block = hmac.digest(prk, block + info + bytes((counter,)), "sha256")
-        out += block
-        counter += 1
-    return out[:length]
+    return _kdf.hkdf_sha256(ikm, salt, info, length, hmac_sha256)
 
 
 def aes_key_wrap(kek, key):

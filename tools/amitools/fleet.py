@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
-import os
 import struct
 import tempfile
 import time
@@ -445,13 +444,3 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-def environ_micropython_ok() -> bool:
-    """Whether a unix port can be started (the demo needs one for its MicroPython meters)."""
-    try:
-        from amitools.runtimes import micropython_binary
-
-        return os.access(micropython_binary(), os.X_OK)
-    except FileNotFoundError:
-        return False

@@ -105,6 +105,10 @@ RELAY_BOOT = const(29)
 RELAY_CORRUPT = const(30)
 KEY_CHANGE = const(31)
 OTHER = const(32)  # a rejection reason this table does not know
+REJOIN = const(33)  # detail 1: ordered after a suspected compromise
+ZEROIZED = const(34)  # detail: 1 decommission command, 2 tamper input
+KEY_FALLBACK = const(35)  # a delivered key was never confirmed and was given up
+RECORD_ROLLBACK = const(36)  # an anchored record older than its anchor
 
 KIND_NAMES = (
     "",
@@ -140,6 +144,10 @@ KIND_NAMES = (
     "relay_corrupt",
     "key_change",
     "other",
+    "rejoin",
+    "zeroized",
+    "key_fallback",
+    "record_rollback",
 )
 # Default severity per kind code (index 0 unused). Forgeries that passed the link's CCM
 # (signature, signer, replayed or unannounced commands, replayed join responses), a load trip
@@ -150,6 +158,8 @@ _SEVERITY = bytes(
     # trp jnf cor rbt tmp key une jnr cex qov arm lim bot rco kch oth
     # (a load trip is a warning: the expected effect of the utility's own signed limit)
     + (1, 1, 3, 0, 3, 1, 1, 2, 1, 1, 0, 0, 1, 3, 1, 1)
+    # rjn zer kfb rbk
+    + (1, 3, 2, 3)
 )
 
 # Rejection reasons (sections 3, 6, 10.3; relay and meter counters) that are not kind names.
@@ -168,6 +178,8 @@ REASON_KINDS = {
     "expired_certificate": JOIN_FAILED,
     "key_confirmation": JOIN_FAILED,
     "keystore_corrupt": RECORD_CORRUPT,
+    "keystore_rollback": RECORD_ROLLBACK,
+    "unwrap_failed": AUTH,
     "policy": RELAY_REFUSED,
     "state": RELAY_REFUSED,
     "not_armed": RELAY_REFUSED,

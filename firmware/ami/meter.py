@@ -11,19 +11,37 @@ JOINING (request sent), CONFIRMING (confirm sent, waiting for SESSION_START), AC
 Signed commands drive the disconnect relay (ami.commands, ami.relay); every rejection and
 relay operation goes to the persistent security event log (ami.events), and alarms go
 upstream until the head end acknowledges them.
+
+Key lifecycle (docs/protocol.md section 13): signed KEY_CHANGE commands deliver wrapped keys
+(session rekey, group key, root key, command signer), make-before-break; REJOIN orders a
+fresh join; DECOMMISSION and the tamper input erase every secret but keep the event log.
 """
 
 import struct
 
 from ami import relay as R
+from ami.commands import envelope as E
 from ami.commands.execute import CommandExecutor
+from ami.commands.verify import RECORD as CMDSTATE_RECORD
 from ami.commands.verify import CommandVerifier
-from ami.events import ALARM, EventLog, kind_for
+from ami.crypto import AuthError, aes_key_unwrap, hkdf_sha256, p256
+from ami.events import (
+    ALARM,
+    CRITICAL,
+    KEY_CHANGE,
+    KEY_FALLBACK,
+    REJOIN,
+    ZEROIZED,
+    EventLog,
+    kind_for,
+)
+from ami.keystore import RECORD as KEYSTORE_RECORD
 from ami.keystore import Keystore, KeystoreError
 from ami.link import frame, messages
 from ami.link.counters import CounterExhausted, RxFloor, TxCounter
+from ami.link.groups import RECORD as GROUPS_RECORD
 from ami.link.groups import Groups
-from ami.link.join import DeviceJoin
+from ami.link.join import DEVNONCE_RECORD, DeviceJoin, Pending
 from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
 from ami.link.replay import ReplayWindow
 from ami.runtime import const
@@ -40,6 +58,15 @@ _QUEUE = "queue"
 _CONFIG = "config"
 _TX = "txctr"
 _RX = "rxfloor"
+_REKEY = "rekey"
+# Records whose rollback would reuse a nonce or a counter, resurrect a key or replay a
+# command: their generations are anchored outside the storage (ami.ports.anchor).
+ANCHORED = (KEYSTORE_RECORD, DEVNONCE_RECORD, _SESSION, _REKEY, _TX, _RX, CMDSTATE_RECORD,
+            GROUPS_RECORD)
+REKEY_KEK_INFO = b"AMI rekey kek"
+_REJOIN_DELAY_MS = const(2000)
+_ZERO_COMMAND = const(1)
+_ZERO_TAMPER = const(2)
 _MAX_BATCH = const(13)
 _STATUS_REBOOT = const(1)
 
@@ -65,33 +92,46 @@ class Config:
 class Meter:
     """One meter. `start`, `receive` and `tick` return frames to transmit."""
 
-    def __init__(self, storage, device_secret, entropy, metrology, config=None, relay=None):
+    def __init__(self, storage, device_secret, entropy, metrology, config=None, relay=None,
+                 anchor=None):
+        """anchor: the anchor port (ami.ports.anchor) that makes rollback of the ANCHORED
+        records detectable; None: no rollback detection (a bare development board)."""
         self.cfg = config or Config()
         self.storage = storage  # the flash this meter lives on (kept across a reboot)
+        self.anchor = anchor
         self.stats = {}
         self.state = UNPROVISIONED
         self._entropy = entropy
         self._metrology = metrology
-        self._records = RecordStore(storage, derive_storage_key(device_secret), entropy)
+        self._records = RecordStore(
+            storage, derive_storage_key(device_secret), entropy, anchor, ANCHORED
+        )
         self._wake = {}  # timer name -> absolute ms
         self._now = 0
         self._status_at = -60000
         self._join_failures = 0
-        self._pending = None
+        self._pending = None  # join or rekey keys waiting for SESSION_START
         self._session = None
+        self._rejoin = False  # join even while a session is active (make-before-break)
+        self._fault = None  # why the key store is unusable, logged at start()
+        self._after = None  # what a lifecycle command does once its answer is sealed
         self.eui = self.address = None
         self.queue = []  # unacknowledged readings (seq, time, wh)
         self.next_seq = 0
         self.energy = 0
+        records = self._records
+        self.events = EventLog(records)  # before the key store: it outlives a zeroization
+        self.keys = None
         try:
-            self.keys = Keystore.load(self._records)
+            self.keys = Keystore.load(records)
         except KeystoreError as exc:
             self._count(exc.reason)
+            self._fault = exc.reason
+            if exc.reason == "zeroized":
+                self._wipe_secrets()  # finish a zeroization a power cut interrupted
             return
-        self._join = DeviceJoin(self.keys, self._records, entropy)
+        self._join = DeviceJoin(self.keys, records, entropy)
         self.eui = self.address = self.keys.eui
-        records = self._records
-        self.events = EventLog(records)
         if relay is None:
             from ami.ports.gpio import SimRelay
 
@@ -100,9 +140,9 @@ class Meter:
             records, relay, R.RelayPolicy(remote_reconnect=self.cfg.remote_reconnect)
         )
         self.groups = Groups(records)
-        verifier = CommandVerifier(records, self.keys.signers, self.eui, self.groups.ids(),
+        verifier = CommandVerifier(records, self.keys.signers(0), self.eui, self.groups.ids(),
                                    notice_required=self.cfg.notice_required)
-        self.commands = CommandExecutor(verifier, self.relay, self.events)
+        self.commands = CommandExecutor(verifier, self.relay, self.events, self._lifecycle)
         self._load_state()
 
     # ---- persistence -------------------------------------------------------------------
@@ -143,6 +183,8 @@ class Meter:
                     self._count("record_corrupt")
                     self._session = None
                     self.state = IDLE
+        if self._session is not None:
+            self._restore_rekey()
 
     def _save_queue(self):
         data = self.next_seq.to_bytes(4, "big") + self.energy.to_bytes(8, "big")
@@ -178,12 +220,21 @@ class Meter:
         self.state = IDLE
         self._wake["join"] = self._now + self._backoff()
 
+    def _forget_session_keys(self):
+        """Erase the session keys from both slots, keeping the join nonce (monotonic)."""
+        nonce = (self.last_join_nonce or 0).to_bytes(4, "big")
+        self._records.write(_SESSION, nonce)
+        self._records.write(_SESSION, nonce)
+        self._session = None
+
     # ---- inputs ------------------------------------------------------------------------
 
     def start(self, now_ms):
         """Power-on: schedule the first join or resume the session; returns frames."""
         self._now = now_ms
         if self.state == UNPROVISIONED:
+            if self._fault not in (None, "unprovisioned", "zeroized"):
+                self.events.log_reason(now_ms // 1000, self._fault)  # e.g. a rollback
             return []
         now_s = now_ms // 1000
         boot = self.relay.boot(now_s)  # the relay returns to the last commanded state
@@ -192,6 +243,8 @@ class Meter:
         if self.events.corrupt:
             self.events.log_reason(now_s, "record_corrupt", len(self.events.corrupt))
         self._schedule_reading(now_ms)
+        if self._pending is not None:
+            self._wake["rekey"] = self._pending.deadline_s * 1000
         if self.state == ACTIVE:
             s = self._session
             out = self._send_status(s.rx.floor)
@@ -220,8 +273,9 @@ class Meter:
             return self._reject("unexpected")
         if fr.key_id != frame.KEY_SESSION:
             return self._reject("unknown_key")
-        if self.state == CONFIRMING and fr.key_gen == self._pending.key_gen:
-            return self._on_session_start(fr)
+        p = self._pending
+        if p is not None and fr.key_gen == p.key_gen and self.state != JOINING:
+            return self._on_session_start(fr)  # a join's or a rekey's confirmation
         s = self._session
         if s is None:
             return self._reject("unknown_key")
@@ -253,7 +307,7 @@ class Meter:
         """Run the timers that are due; returns frames."""
         self._now = now_ms
         out = []
-        for name in ("button", "join", "confirm", "reading", "retry", "events"):
+        for name in ("button", "join", "confirm", "rekey", "reading", "retry", "events"):
             due = self._wake.get(name)
             if due is not None and due <= now_ms:
                 del self._wake[name]
@@ -271,11 +325,12 @@ class Meter:
     # ---- join --------------------------------------------------------------------------
 
     def _on_join(self):
-        if self.state == ACTIVE:
+        if self.state == ACTIVE and not self._rejoin:
             return []
         self.state = JOINING
-        self._pending = None
+        self._drop_rekey()
         self._wake["confirm"] = self._now + self.cfg.join_timeout_ms
+        self.keys.begin_join()  # a delivered root key is tried first, to confirm it
         return [self._join.request()]
 
     def _on_confirm(self):
@@ -283,8 +338,12 @@ class Meter:
         if self.state in (JOINING, CONFIRMING):
             self._join_failures += 1
             self._count("join_timeout")
+            self._pending = None
             self.state = IDLE if self._session is None else ACTIVE
             self._wake["join"] = self._now + self._backoff()
+            if self.keys.join_failed():
+                # The head end never took the delivered root key: back to the active one.
+                self.events.log(self._now // 1000, KEY_FALLBACK, 1)
         return []
 
     def _on_join_response(self, fr):
@@ -310,10 +369,20 @@ class Meter:
         self._session.window.accept(fr.fcnt)
         self._session.rx.note(fr.fcnt)
         self._pending = None
-        self._join_failures = 0
-        self._wake.pop("confirm", None)
-        self._count("joined")
-        return None, self._send_queue()
+        now_s = self._now // 1000
+        if p.deadline_s is not None:  # a rekey: the pending copy is no longer needed
+            self._records.wipe(_REKEY)
+            self._wake.pop("rekey", None)
+            self._count("rekeyed")
+            self.events.log(now_s, KEY_CHANGE, E.KC_SESSION)
+        else:
+            self._join_failures = 0
+            self._rejoin = False
+            self._wake.pop("confirm", None)
+            self._count("joined")
+            if self.keys.join_confirmed():  # the head end used the delivered root key
+                self.events.log(now_s, KEY_CHANGE, E.KC_ROOT)
+        return None, self._send_queue() + self._send_events()
 
     def _backoff(self):
         d = self.cfg.join_backoff_ms << min(self._join_failures, 16)
@@ -383,6 +452,8 @@ class Meter:
             else:
                 self.commands.verifier.set_groups(self.groups.ids())
             return []
+        if mtype == messages.SESSION_START:
+            return []  # a repeated rekey confirmation, already acted on
         self._count("unexpected")
         return []
 
@@ -391,20 +462,29 @@ class Meter:
     def _on_command(self, envelope):
         """(refusal reason or None, frames): a refused command is a rejection too, but its
         COMMAND_RESULT still goes upstream."""
-        reason, result = self.commands.handle(envelope, self._now // 1000)
+        now_s = self._now // 1000
+        if self.keys.expire(now_s):  # a retired signer's grace ended
+            self.commands.verifier.set_anchors(self.keys.signers(now_s))
+        self._after = None
+        reason, result = self.commands.handle(envelope, now_s)
         if reason:
             self._count(reason)
-        return reason, self._send(result) + self._send_events()
+        out = self._send(result) + self._send_events()
+        after, self._after = self._after, None
+        if after is not None:
+            out += after()  # acts that must follow the answer (it goes under the old keys)
+        return reason, out
 
     def _on_group_frame(self, fr):
         """A group frame: readable with the group key, but only a signed COMMAND acts."""
-        entry = self.groups.key(fr.dst)
-        if entry is None or fr.key_id != frame.KEY_GROUP or fr.src != self.keys.he_eui:
-            return self._reject("not_for_me" if entry is None else "unknown_key")
-        key_gen, key = entry
-        if fr.key_gen != key_gen:
+        if self.groups.current(fr.dst) is None:
+            return self._reject("not_for_me")
+        if fr.key_id != frame.KEY_GROUP or fr.src != self.keys.he_eui:
+            return self._reject("unknown_key")
+        key = self.groups.key(fr.dst, fr.key_gen, self._now // 1000)
+        if key is None:
             return self._reject("key_generation")
-        window = self.groups.windows[fr.dst]
+        window = self.groups.window(fr.dst, fr.key_gen)
         if not window.check(fr.fcnt):
             return self._reject("replay")
         try:
@@ -427,7 +507,7 @@ class Meter:
         from ami.events import kind_name
 
         counts = {}
-        if self.state != UNPROVISIONED:
+        if self.events is not None:
             for ev in self.events.events():
                 name = kind_name(ev[2])
                 counts[name] = counts.get(name, 0) + 1
@@ -510,6 +590,151 @@ class Meter:
                 plaintext,
             )
         ]
+
+    # ---- key lifecycle (docs/protocol.md section 13) -----------------------------------
+
+    def _lifecycle(self, env, now_s):
+        """Act on a verified, committed KEY_CHANGE, REJOIN or DECOMMISSION: an Outcome."""
+        c = env.command
+        state = self.relay.state
+        if c == E.DECOMMISSION:
+            self._after = self._decommission
+            return R.Outcome(R.EXECUTED, "ok", state, env.counter)
+        if c == E.REJOIN:
+            compromise = env.args[0] & E.REJOIN_COMPROMISE
+            self._after = self._compromised if compromise else self._order_rejoin
+            return R.Outcome(R.EXECUTED, "ok", state, env.counter)
+        kind, key_id, gen, grace_s, material = env.args
+        reason = None
+        if kind == E.KC_SIGNER:
+            if key_id == env.key_id:
+                reason = "bad_param"  # a signer cannot replace itself with itself
+            else:
+                try:
+                    public = p256.encode_point(*p256.decode_point(material))
+                except ValueError:
+                    public = None
+                    reason = "bad_param"
+                if public is not None:
+                    self.keys.install_signer(key_id, public, env.key_id, grace_s, now_s)
+                    self.commands.verifier.set_anchors(self.keys.signers(now_s))
+        elif kind == E.KC_ROOT:
+            reason = self.keys.install_root(gen, material)
+            if reason is None:
+                self._after = self._order_rejoin  # confirm the new root by a join under it
+        elif self._session is None:
+            reason = "no_session"
+        elif kind == E.KC_GROUP:
+            if gen > 255:
+                reason = "bad_param"
+            else:
+                reason = self.groups.install(
+                    self._session.k_down, material[:8], gen, material[8:], now_s, grace_s
+                )
+                if reason is None:
+                    self.commands.verifier.set_groups(self.groups.ids())
+        else:  # KC_SESSION
+            reason = self._install_rekey(gen, material, now_s + grace_s)
+        if reason is not None:
+            return R.Outcome(R.REFUSED, "bad_param" if reason == "malformed" else reason,
+                             state, env.counter, reason)
+        if kind != E.KC_SESSION:  # a rekey is logged when it is confirmed
+            self.events.log(now_s, KEY_CHANGE, kind)
+        return R.Outcome(R.EXECUTED, "ok", state, env.counter)
+
+    def _install_rekey(self, epoch, wrapped, deadline_s):
+        """Keep delivered session keys pending (persisted) until SESSION_START under them."""
+        s = self._session
+        if epoch <= (self.last_join_nonce or 0) or epoch & 0xFF == s.key_gen:
+            return "key_generation"
+        kek = hkdf_sha256(s.k_down, b"", REKEY_KEK_INFO, 16)
+        try:
+            keys = aes_key_unwrap(kek, wrapped)
+        except (AuthError, ValueError):
+            return "unwrap_failed"
+        deadline_s = min(deadline_s, 0xFFFFFFFF)
+        self._records.write(_REKEY, epoch.to_bytes(4, "big") + keys
+                            + deadline_s.to_bytes(4, "big"))
+        self._pending = Pending(epoch, keys[:16], keys[16:32], deadline_s)
+        self._wake["rekey"] = deadline_s * 1000
+        return None
+
+    def _restore_rekey(self):
+        """At boot: delivered session keys still waiting for their confirmation."""
+        try:
+            r = self._records.read(_REKEY)
+        except RecordCorrupt:
+            self._count("record_corrupt")
+            return
+        if r and len(r) == 40:
+            epoch = int.from_bytes(r[0:4], "big")
+            if epoch > (self.last_join_nonce or 0):
+                self._pending = Pending(epoch, r[4:20], r[20:36], int.from_bytes(r[36:40], "big"))
+
+    def _drop_rekey(self):
+        p = self._pending
+        self._pending = None
+        if p is not None and p.deadline_s is not None:
+            self._wake.pop("rekey", None)
+            self._records.wipe(_REKEY)
+
+    def _on_rekey(self):
+        """The delivered session keys were never confirmed: give them up and rejoin."""
+        p = self._pending
+        if p is None or p.deadline_s is None:
+            return []
+        self._drop_rekey()
+        self.events.log(self._now // 1000, KEY_FALLBACK, E.KC_SESSION)
+        return self._order_rejoin()
+
+    def _order_rejoin(self):
+        """Join again while the current session keeps working until the new one starts."""
+        self._rejoin = True
+        self._join_failures = 0
+        self.events.log(self._now // 1000, REJOIN, 0)
+        self._wake["join"] = self._now + _REJOIN_DELAY_MS
+        return []
+
+    def _compromised(self):
+        """Keys may be known to an attacker: erase session, pending and group keys, then
+        join afresh (a new ECDH: nothing recorded under the old keys helps)."""
+        self._drop_rekey()
+        self._forget_session_keys()
+        self.groups.clear()
+        self.commands.verifier.set_groups(())
+        self.events.log(self._now // 1000, REJOIN, 1, CRITICAL)
+        self._drop_session("compromise")
+        self._wake["join"] = self._now + _REJOIN_DELAY_MS
+        return []
+
+    def _decommission(self):
+        self._zeroize(_ZERO_COMMAND)
+        return []
+
+    def tamper(self, now_ms):
+        """The tamper input fired: erase every secret at once (no network needed)."""
+        self._now = now_ms
+        if self.state == UNPROVISIONED:
+            self.events.log(now_ms // 1000, ZEROIZED, _ZERO_TAMPER, CRITICAL)
+            return
+        self._zeroize(_ZERO_TAMPER)
+
+    def _zeroize(self, cause):
+        """Erase every secret but keep the event log, then refuse to operate until the
+        device is provisioned again. The log entry comes first: it survives a cut."""
+        self.events.log(self._now // 1000, ZEROIZED, cause, CRITICAL)
+        self._wipe_secrets()
+        self._session = self._pending = self.keys = None
+        self._wake = {}
+        self.state = UNPROVISIONED
+        self._fault = "zeroized"
+        self._count("zeroized")
+
+    def _wipe_secrets(self):
+        """Key store first (it marks the device zeroized, so a boot after a cut finishes
+        the rest), then the session, pending and group keys."""
+        for name in (KEYSTORE_RECORD, _SESSION, _REKEY, GROUPS_RECORD):
+            self._records.wipe(name)
 
     # ---- helpers -----------------------------------------------------------------------
 

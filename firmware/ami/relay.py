@@ -98,6 +98,10 @@ REASONS = (
     "bad_param",
     "storage",
     "record_corrupt",
+    # key lifecycle commands (docs/protocol.md section 13)
+    "key_generation",
+    "unwrap_failed",
+    "no_session",
 )
 # Event kinds for the security log.
 EV_OPEN = "relay_open"  # a disconnect executed (relay opened, or already open)

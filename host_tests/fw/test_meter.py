@@ -3,16 +3,7 @@
 import sys
 
 from ami import crypto
-from ami.keystore import (
-    T_CA_PUBLIC,
-    T_CERT,
-    T_DEVICE_KEY,
-    T_EUI,
-    T_HE_EUI,
-    T_HE_PUBLIC,
-    T_ROOT_KEY,
-)
-from ami.keystore import encode as encode_keystore
+from ami.keystore import image
 from ami.link import frame, messages
 from ami.link.records import RecordStore, derive_storage_key
 from ami.meter import ACTIVE, IDLE, UNPROVISIONED, Config, Meter
@@ -34,12 +25,10 @@ MICRO = sys.implementation.name == "micropython"
 def provision(storage, with_session=True):
     """A key store (and optionally an active session) written with firmware code only."""
     records = RecordStore(storage, derive_storage_key(SECRET), DeterministicEntropy(b"p"))
-    fields = [
-        (T_EUI, EUI), (T_ROOT_KEY, b"\x44" * 16), (T_DEVICE_KEY, b"\x55" * 32),
-        (T_CERT, bytes(116)), (T_CA_PUBLIC, crypto.p256_public_key(b"\x66" * 32)),
-        (T_HE_EUI, HE), (T_HE_PUBLIC, crypto.p256_public_key(b"\x77" * 32)),
-    ]
-    records.write("keystore", encode_keystore(fields))
+    records.write("keystore", image(
+        EUI, bytes(116), crypto.p256_public_key(b"\x66" * 32), HE,
+        crypto.p256_public_key(b"\x77" * 32), b"\x44" * 16, b"\x55" * 32, (),
+    ))
     if with_session:
         records.write("session", GEN.to_bytes(4, "big") + K_UP + K_DOWN)
         records.write("txctr", (0).to_bytes(4, "big"))

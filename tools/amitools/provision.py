@@ -18,18 +18,8 @@ from pathlib import Path
 from ami import crypto
 from ami import identity as ident
 from ami.crypto import p256
-from ami.keystore import (
-    RECORD,
-    T_CA_PUBLIC,
-    T_CERT,
-    T_DEVICE_KEY,
-    T_EUI,
-    T_HE_EUI,
-    T_HE_PUBLIC,
-    T_ROOT_KEY,
-    T_SIGNER,
-)
-from ami.keystore import encode as encode_keystore
+from ami.keystore import RECORD
+from ami.keystore import image as keystore_image
 from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy, SystemEntropy
 from ami.ports.storage import MemoryStorage
@@ -142,20 +132,12 @@ def _device(prov, entropy, serial, role, now_s, validity_s, he_public) -> Device
     cert = ident.make_certificate(
         prov.ca_private, ISSUER_ID, role, eui, now_s - 86400, now_s + validity_s, public
     ).to_bytes()
-    fields = [
-        (T_EUI, eui),
-        (T_ROOT_KEY, root),
-        (T_DEVICE_KEY, private),
-        (T_CERT, cert),
-        (T_CA_PUBLIC, prov.ca_public),
-        (T_HE_EUI, prov.headend.eui),
-        (T_HE_PUBLIC, he_public),
-        (T_SIGNER, bytes((SIGNER_KEY_ID,)) + prov.signer_public),
-    ]
-    storage = MemoryStorage()
-    RecordStore(storage, derive_storage_key(secret), entropy).write(
-        RECORD, encode_keystore(fields)
+    payload = keystore_image(
+        eui, cert, prov.ca_public, prov.headend.eui, he_public, root, private,
+        [(SIGNER_KEY_ID, prov.signer_public)],
     )
+    storage = MemoryStorage()
+    RecordStore(storage, derive_storage_key(secret), entropy).write(RECORD, payload)
     image = {name: storage.read(name) for name in storage.names()}
     return DeviceKit(eui, role, secret, root, public, cert, image)
 

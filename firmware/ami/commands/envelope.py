@@ -9,8 +9,9 @@ struct truncates silently) and the decoder checks exact lengths before unpacking
 one rule check, so an envelope this module builds is one it accepts. Every failure is a
 CommandError with reason ``malformed``.
 
-Commands 6 (KEY_CHANGE) and 7 (FIRMWARE_ACTIVATE) have no parameter layout yet: they are
-rejected as malformed until one is specified (add it to _PARAM_LENS and _check_params).
+Command 7 (FIRMWARE_ACTIVATE) has no parameter layout yet: it is rejected as malformed
+until one is specified (add it to _PARAM_LENS and _check_params). KEY_CHANGE and
+DECOMMISSION act on one device's keys, so they must target a device.
 """
 
 import struct
@@ -27,6 +28,17 @@ LOAD_LIMIT = const(4)
 NOTIFY = const(5)
 KEY_CHANGE = const(6)
 FIRMWARE_ACTIVATE = const(7)
+REJOIN = const(8)
+DECOMMISSION = const(9)
+
+# KEY_CHANGE kinds (section 13.2) and the length of their key material.
+KC_SESSION = const(1)  # wrapped K_up || K_down (40)
+KC_GROUP = const(2)  # group id (8) || wrapped group key (24)
+KC_ROOT = const(3)  # wrapped root key (24)
+KC_SIGNER = const(4)  # compressed public key of the new signer (33)
+KC_HEADER = const(10)  # kind, key id, generation, grace_s
+_KC_MATERIAL = (None, 40, 32, 24, 33)
+REJOIN_COMPROMISE = const(1)  # REJOIN flag: keys may be known, drop them before rejoining
 
 TARGET_DEVICE = const(0)
 TARGET_GROUP = const(1)
@@ -44,11 +56,13 @@ RESTORE_AUTO = const(1)
 
 DOMAIN = b"AMI-CMD-1"
 
-# Parameter length by command code; None: no layout (malformed).
-_PARAM_LENS = (None, 0, 0, 0, 7, 36, None, None)
+# Parameter length by command code; None: no layout (malformed); -1: by KEY_CHANGE kind.
+_PARAM_LENS = (None, 0, 0, 0, 7, 36, -1, None, 1, 0)
+_PER_DEVICE = (KEY_CHANGE, DECOMMISSION)
 _HDR = ">BBB8sIIIBB"
 _LOAD_LIMIT = ">IHB"  # limit_w, duration_s, restore
 _NOTIFY = ">32sI"  # action_hash, deadline
+_KC = ">BBII"  # kind, key id, generation, grace_s
 
 
 class CommandError(ValueError):
@@ -65,7 +79,8 @@ def _bad(detail):
 
 class Envelope:
     """A decoded envelope. ``args`` is the parameter tuple as encode() takes it: () or
-    (limit_w, duration_s, restore) for LOAD_LIMIT or (action_hash, deadline) for NOTIFY."""
+    (limit_w, duration_s, restore) for LOAD_LIMIT, (action_hash, deadline) for NOTIFY,
+    (kind, key_id, generation, grace_s, material) for KEY_CHANGE, (flags,) for REJOIN."""
 
     def __init__(self, fields, params, args, signature, signed_part):
         (
@@ -116,11 +131,16 @@ def _check_header(command, target_kind, not_before, not_after, n):
         raise _bad("command")
     if target_kind != TARGET_DEVICE and target_kind != TARGET_GROUP:
         raise _bad("target kind")
+    if target_kind == TARGET_GROUP and command in _PER_DEVICE:
+        raise _bad("command must target a device")
     if not_before > not_after:
         raise _bad("not_before after not_after")
     if not_after - not_before > MAX_WINDOW:
         raise _bad("window longer than 7 days")
-    if n != want:
+    if want < 0:
+        if n <= KC_HEADER:
+            raise _bad("parameter length")
+    elif n != want:
         raise _bad("parameter length")
 
 
@@ -133,6 +153,17 @@ def _check_params(command, params):
         return args
     if command == NOTIFY:
         return struct.unpack(_NOTIFY, params)
+    if command == KEY_CHANGE:
+        kind, key_id, gen, grace = struct.unpack(_KC, params[:KC_HEADER])
+        if not 0 < kind < len(_KC_MATERIAL) or len(params) - KC_HEADER != _KC_MATERIAL[kind]:
+            raise _bad("key change kind or material length")
+        if kind == KC_SIGNER and params[KC_HEADER] not in (2, 3):
+            raise _bad("signer key must be a compressed point")
+        return kind, key_id, gen, grace, params[KC_HEADER:]
+    if command == REJOIN:
+        if params[0] & ~REJOIN_COMPROMISE:
+            raise _bad("rejoin flags")
+        return (params[0],)
     return ()
 
 
@@ -152,6 +183,21 @@ def _pack_params(command, args):
         h = _b(args[0], HASH_LEN, "action_hash")
         _u(args[1], 32, "deadline")
         return struct.pack(_NOTIFY, h, args[1])
+    if command == KEY_CHANGE:
+        if len(args) != 5:
+            raise _bad("KEY_CHANGE takes kind, key_id, generation, grace_s, material")
+        _u(args[0], 8, "kind")
+        _u(args[1], 8, "key id")
+        _u(args[2], 32, "generation")
+        _u(args[3], 32, "grace_s")
+        if not isinstance(args[4], (bytes, bytearray)):
+            raise _bad("material must be bytes")
+        return struct.pack(_KC, args[0], args[1], args[2], args[3]) + bytes(args[4])
+    if command == REJOIN:
+        if len(args) != 1:
+            raise _bad("REJOIN takes flags")
+        _u(args[0], 8, "flags")
+        return bytes((args[0],))
     if args:
         raise _bad("command takes no parameters")
     return b""

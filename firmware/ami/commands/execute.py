@@ -23,10 +23,13 @@ LOG_SIZE = 32
 class CommandExecutor:
     """Runs verified commands against the relay; logs to the security event log."""
 
-    def __init__(self, verifier, relay, events):
+    def __init__(self, verifier, relay, events, lifecycle=None):
         self.verifier = verifier
         self.relay = relay
         self.events = events
+        # KEY_CHANGE, REJOIN and DECOMMISSION act on the device's keys and session, which
+        # the meter owns: lifecycle(envelope, now_s) -> Outcome.
+        self.lifecycle = lifecycle
         # The last verdicts, (time, envelope tag, command, reason or "ok") where the tag is
         # SHA-256(envelope)[:8]: for diagnostics and the test harness (RAM only; the event
         # log is the persistent record).
@@ -73,5 +76,9 @@ class CommandExecutor:
         if c == E.LOAD_LIMIT:
             limit_w, duration_s, restore = env.args
             return r.set_load_limit(now_s, env.counter, limit_w, duration_s, restore)
+        if c == E.KEY_CHANGE or c == E.REJOIN or c == E.DECOMMISSION:
+            if self.lifecycle is None:
+                return R.Outcome(R.REFUSED, "policy", r.state, env.counter)
+            return self.lifecycle(env, now_s)
         # NOTIFY: the verifier stored the announcement when it committed.
         return R.Outcome(R.EXECUTED, "ok", r.state, env.counter)

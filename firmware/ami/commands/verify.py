@@ -113,6 +113,23 @@ class CommandVerifier:
     ):
         if not isinstance(eui, (bytes, bytearray)) or len(eui) != 8:
             raise ValueError("eui must be 8 bytes")
+        if not isinstance(skew_s, int) or skew_s < 0:
+            raise ValueError("skew must be a non-negative int")
+        notice_required = tuple(notice_required)
+        if NOTIFY in notice_required:
+            raise ValueError("NOTIFY cannot itself need notice")
+        self._records = records
+        self.set_anchors(trust_anchors)
+        self._eui = bytes(eui)
+        self._skew = skew_s
+        self._notice = notice_required
+        self._state = None  # (counters, notices) once read; this object is the only writer
+        self._groups = ()
+        self.counts = {}
+        self.set_groups(groups)
+
+    def set_anchors(self, trust_anchors):
+        """Replace the trust anchors (a signer rotation, a retired key's grace ended)."""
         anchors = {}
         for key_id in trust_anchors:
             pub = trust_anchors[key_id]
@@ -121,20 +138,7 @@ class CommandVerifier:
             if not isinstance(pub, (bytes, bytearray)) or len(pub) != 65:
                 raise ValueError("trust anchor must be a 65-byte public key")
             anchors[key_id] = bytes(pub)
-        if not isinstance(skew_s, int) or skew_s < 0:
-            raise ValueError("skew must be a non-negative int")
-        notice_required = tuple(notice_required)
-        if NOTIFY in notice_required:
-            raise ValueError("NOTIFY cannot itself need notice")
-        self._records = records
         self._anchors = anchors
-        self._eui = bytes(eui)
-        self._skew = skew_s
-        self._notice = notice_required
-        self._state = None  # (counters, notices) once read; this object is the only writer
-        self._groups = ()
-        self.counts = {}
-        self.set_groups(groups)
 
     @property
     def groups(self):

@@ -53,13 +53,15 @@ def ephemeral(entropy):
 
 
 class Pending:
-    """Session keys derived but not yet confirmed by the head end's SESSION_START."""
+    """Session keys not yet confirmed by the head end's SESSION_START: from a join, or
+    delivered by a rekey (then deadline_s: given up at that time)."""
 
-    def __init__(self, join_nonce, k_up, k_down):
+    def __init__(self, join_nonce, k_up, k_down, deadline_s=None):
         self.join_nonce = join_nonce
         self.key_gen = join_nonce & 0xFF
         self.k_up = k_up
         self.k_down = k_down
+        self.deadline_s = deadline_s
 
 
 class DeviceJoin:

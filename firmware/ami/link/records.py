@@ -10,9 +10,17 @@ to the slot not holding the newest valid copy, with that copy's generation plus 
 takes the valid copy with the highest generation. A torn write therefore only ever damages
 the older copy: a read returns the newest complete write or the one before it.
 
-Limits: an attacker who can rewrite the flash can put back an old genuine pair of slots (only
-a monotonic counter outside this storage could tell); one who can only swap or edit slots can
-at most make the older of the two copies win, as a torn write could.
+Rollback. An attacker who can rewrite the flash can put back an old genuine pair of slots;
+one who can only swap or edit slots can at most make the older of the two copies win, as a
+torn write could. For the records named `anchored`, the store keeps the generation of every
+write in an anchor port outside this storage (ami.ports.anchor), advanced once the slot is
+written: a newest valid copy below its anchor, or no copy at all where the anchor says one
+was written, raises RecordRollback. A cut between the slot write and the advance leaves the
+record one generation above its anchor, which is allowed; the next write catches up.
+
+Erasure. `wipe(name)` writes an empty payload twice, so both slots hold tombstones and the
+previous contents are overwritten in place (a read then returns b""). The generation keeps
+counting, so a put-back copy of the erased contents is a rollback, not a restore.
 """
 
 import struct
@@ -39,8 +47,14 @@ class RecordCorrupt(Exception):
     reason = "record_corrupt"
 
     def __init__(self, name, detail="no valid slot"):
-        super().__init__("record_corrupt: %s: %s" % (name, detail))
+        super().__init__("%s: %s: %s" % (self.reason, name, detail))
         self.name = name
+
+
+class RecordRollback(RecordCorrupt):
+    """An anchored record is older than its anchor (or gone): an old copy was put back."""
+
+    reason = "record_rollback"
 
 
 def derive_storage_key(device_secret):
@@ -67,17 +81,21 @@ class RecordStore:
     refreshes that (a slot gone bad is seen at the next read) and a failed write forgets it.
     """
 
-    def __init__(self, storage, storage_key16, entropy):
+    def __init__(self, storage, storage_key16, entropy, anchor=None, anchored=()):
         if not isinstance(storage_key16, (bytes, bytearray)) or len(storage_key16) != 16:
             raise ValueError("storage key must be 16 bytes")
         self._storage = storage
         self._key = bytes(storage_key16)
         self._entropy = entropy
+        self._anchor = anchor
+        self._anchored = tuple(anchored) if anchor is not None else ()
         self._last = {}  # name -> (newest slot index, generation) per the last write or scan
 
     def read(self, name):
-        """The newest valid payload, or None if neither slot exists; RecordCorrupt otherwise."""
+        """The newest valid payload, or None if neither slot exists; RecordCorrupt (or
+        RecordRollback) otherwise."""
         found, _, gen, payload, other = self._scan(check_record_name(name))
+        self._check_anchor(name, gen if found else 0)
         if not found:
             return None
         if gen is None:
@@ -90,11 +108,38 @@ class RecordStore:
     def generation(self, name):
         """Generation of the newest valid copy, 0 if never written; RecordCorrupt as read."""
         found, _, gen, _, _ = self._scan(check_record_name(name))
+        self._check_anchor(name, gen if found else 0)
         if not found:
             return 0
         if gen is None:
             raise RecordCorrupt(name)
         return gen
+
+    def wipe(self, name):
+        """Overwrite both slots with empty payloads (see Erasure in the module note) unless
+        both already are: repeating a wipe a power cut interrupted costs only what is left."""
+        for _ in SLOTS:
+            if self._wiped(name):
+                return
+            self.write(name, b"")
+
+    def _wiped(self, name):
+        """True if every slot is absent or a valid empty copy (a torn or foreign slot may
+        still hold old ciphertext, readable with the storage key)."""
+        for suffix in SLOTS:
+            blob = self._storage.read(name + suffix)
+            if blob is None:
+                continue
+            opened = self._open(name, blob)
+            if opened is None or opened[1]:
+                return False
+        return True
+
+    def _check_anchor(self, name, gen):
+        if gen is not None and name in self._anchored:
+            floor = self._anchor.get(name)
+            if gen < floor:
+                raise RecordRollback(name, "generation %d below anchor %d" % (gen, floor))
 
     def write(self, name, payload):
         """Seal payload (bytes) into the slot not holding the newest valid copy.
@@ -112,6 +157,9 @@ class RecordStore:
             newest, gen = last
         if gen is None:  # nothing valid: any generation is newer than garbage
             newest, gen = 1, 0
+        anchored = name in self._anchored
+        if anchored:
+            gen = max(gen, self._anchor.get(name))
         if gen >= MAX_GENERATION:
             raise OverflowError("record generation exhausted")
         gen += 1
@@ -121,7 +169,9 @@ class RecordStore:
             raise ValueError("entropy port returned a short nonce")
         sealed = aes_ccm_encrypt(self._key, nonce, bytes(payload), _aad(name, head), TAG_LEN)
         self._storage.write(name + SLOTS[1 - newest], head + nonce + sealed)
-        self._last[name] = (1 - newest, gen)  # not reached if the write raised
+        if anchored:
+            self._anchor.advance(name, gen)
+        self._last[name] = (1 - newest, gen)  # not reached if a write raised
         return gen
 
     def _scan(self, name):

@@ -3,14 +3,15 @@
     micropython -m ami.unixnode NODE_DIR BOOT
 
 NODE_DIR holds `secret.bin` (the device-unique secret), `seed.bin` (entropy seed, so a run
-is repeatable), `config.json` (Meter configuration) and `flash/` (the node's storage: its
-files survive a restart, as flash survives a power cut). BOOT numbers the power-on, so a
-restarted node never replays the entropy of an earlier boot.
+is repeatable), `config.json` (Meter configuration), `flash/` (the node's storage: its
+files survive a restart, as flash survives a power cut) and `anchor/` (the anchor port,
+standing for a secure element's monotonic counters: apart from `flash/`). BOOT numbers the
+power-on, so a restarted node never replays the entropy of an earlier boot.
 
 The harness owns time. Requests and replies are SLIP frames, as a board speaks over USB:
 request `op (1) || now_ms (8) || data`, op S start, R receive (data = radio frame), T tick,
-B local button press, Q stats, X exit. The node answers with `F || frame` per frame to
-transmit, then `D || next_wakeup_ms (8, all ones for none) || reason` (empty reason:
+B local button press, Z tamper input, Q stats, X exit. The node answers with `F || frame`
+per frame to transmit, then `D || next_wakeup_ms (8, all ones for none) || reason` (empty reason:
 accepted).
 """
 
@@ -18,6 +19,7 @@ import json
 import sys
 
 from ami.meter import Config, Meter
+from ami.ports.anchor import StorageAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import FileStorage
@@ -52,7 +54,8 @@ def serve(node_dir, boot):
         cfg = Config()
     storage = FileStorage(node_dir + "/flash")
     entropy = DeterministicEntropy(seed + b"/boot" + str(boot).encode())
-    meter = Meter(storage, secret, entropy, SimMetrology(seed), cfg)
+    anchor = StorageAnchor(FileStorage(node_dir + "/anchor"))
+    meter = Meter(storage, secret, entropy, SimMetrology(seed), cfg, anchor=anchor)
     transport = stdio_transport()
     poller = select.poll()
     poller.register(sys.stdin, select.POLLIN)
@@ -75,6 +78,9 @@ def serve(node_dir, boot):
                 out = meter.tick(now)
             elif op == b"B":
                 meter.press_button(now)
+                out = []
+            elif op == b"Z":
+                meter.tamper(now)
                 out = []
             elif op == b"Q":
                 info = {"stats": meter.stats, "state": meter.state, "queue": len(meter.queue),

@@ -17,6 +17,7 @@ from ami import crypto
 from ami import identity as ident
 from ami.link import frame, messages
 from ami.meter import Config, Meter
+from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 
@@ -121,7 +122,7 @@ class Fleet:
             else:
                 node = Meter(
                     kit.storage(), kit.secret, DeterministicEntropy(seed), SimMetrology(seed),
-                    Config(**config),
+                    Config(**config), anchor=MemoryAnchor(),
                 )
             tracked = Tracked(node)
             self.meters[kit.eui] = tracked
@@ -195,7 +196,7 @@ class Fleet:
             seed = b"m%d/" % self.opts.seed + kit.eui
             tracked.node = Meter(
                 node.storage, kit.secret, DeterministicEntropy(seed + b"/reboot"),
-                SimMetrology(seed), node.cfg,
+                SimMetrology(seed), node.cfg, anchor=node.anchor,
             )
         self.medium.restart(address)
 

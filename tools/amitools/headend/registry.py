@@ -17,7 +17,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     eui BLOB PRIMARY KEY, role INTEGER NOT NULL, cert BLOB NOT NULL, public BLOB NOT NULL,
     root_wrapped BLOB NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
-    last_dev_nonce INTEGER, join_nonce INTEGER NOT NULL DEFAULT 0
+    last_dev_nonce INTEGER, join_nonce INTEGER NOT NULL DEFAULT 0,
+    root_gen INTEGER NOT NULL DEFAULT 1, pending_wrapped BLOB, pending_gen INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
     eui BLOB PRIMARY KEY, join_nonce INTEGER NOT NULL, up_wrapped BLOB NOT NULL,
@@ -42,6 +43,9 @@ class DeviceRow:
     revoked: bool
     last_dev_nonce: int | None
     join_nonce: int
+    root_gen: int = 1
+    pending_root: bytes | None = None  # a delivered root key not yet confirmed by a join
+    pending_gen: int | None = None
 
 
 @dataclass
@@ -85,11 +89,14 @@ class Registry:
     def devices(self) -> list[DeviceRow]:
         """Every registered device."""
         rows = self.db.execute(
-            "SELECT eui, role, cert, public, root_wrapped, revoked, last_dev_nonce, join_nonce "
-            "FROM devices"
+            "SELECT eui, role, cert, public, root_wrapped, revoked, last_dev_nonce, join_nonce, "
+            "root_gen, pending_wrapped, pending_gen FROM devices"
         )
         return [
-            DeviceRow(r[0], r[1], r[2], r[3], self._unwrap(r[4]), bool(r[5]), r[6], r[7])
+            DeviceRow(
+                r[0], r[1], r[2], r[3], self._unwrap(r[4]), bool(r[5]), r[6], r[7], r[8],
+                None if r[9] is None else self._unwrap(r[9]), r[10],
+            )
             for r in rows
         ]
 
@@ -123,6 +130,24 @@ class Registry:
     def save_down_limit(self, eui: bytes, limit: int) -> None:
         """Reserve downlink counters up to limit before any of them is used."""
         self.db.execute("UPDATE sessions SET down_limit = ? WHERE eui = ?", (limit, eui))
+        self.db.commit()
+
+    def save_pending_root(self, eui: bytes, gen: int, root: bytes | None) -> None:
+        """Store a root key about to be delivered (None: drop it); durable at once."""
+        self.db.execute(
+            "UPDATE devices SET pending_wrapped = ?, pending_gen = ? WHERE eui = ?",
+            (None if root is None else self._wrap(root), None if root is None else gen, eui),
+        )
+        self.db.commit()
+
+    def promote_root(self, eui: bytes) -> None:
+        """A join under the pending root succeeded: it replaces the old root for good."""
+        self.db.execute(
+            "UPDATE devices SET root_wrapped = pending_wrapped, root_gen = pending_gen, "
+            "pending_wrapped = NULL, pending_gen = NULL "
+            "WHERE eui = ? AND pending_wrapped IS NOT NULL",
+            (eui,),
+        )
         self.db.commit()
 
     def revoke(self, eui: bytes) -> None:

@@ -17,8 +17,6 @@ Key lifecycle (docs/protocol.md section 13): signed KEY_CHANGE commands deliver 
 fresh join; DECOMMISSION and the tamper input erase every secret but keep the event log.
 """
 
-import struct
-
 from ami import relay as R
 from ami.commands import envelope as E
 from ami.commands.execute import CommandExecutor
@@ -44,6 +42,7 @@ from ami.link.groups import Groups
 from ami.link.join import DEVNONCE_RECORD, DeviceJoin, Pending
 from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
 from ami.link.replay import ReplayWindow
+from ami.readings import ReadingQueue
 from ami.runtime import const
 
 UNPROVISIONED = "unprovisioned"
@@ -54,7 +53,6 @@ ACTIVE = "active"
 
 FIRMWARE_VERSION = const(0x000100)
 _SESSION = "session"
-_QUEUE = "queue"
 _CONFIG = "config"
 _TX = "txctr"
 _RX = "rxfloor"
@@ -116,9 +114,8 @@ class Meter:
         self._fault = None  # why the key store is unusable, logged at start()
         self._after = None  # what a lifecycle command does once its answer is sealed
         self.eui = self.address = None
-        self.queue = []  # unacknowledged readings (seq, time, wh)
-        self.next_seq = 0
-        self.energy = 0
+        # Readings not yet acknowledged (ami.readings), before the key store like the log.
+        self.queue = ReadingQueue(self._records, max_queue=self.cfg.max_queue)
         records = self._records
         self.events = EventLog(records)  # before the key store: it outlives a zeroization
         self.keys = None
@@ -149,18 +146,9 @@ class Meter:
 
     def _load_state(self):
         """Restore queue, configuration and session; a corrupt session means rejoin."""
-        try:
-            q = self._records.read(_QUEUE)
-        except RecordCorrupt:
-            # The queue cannot be trusted: start a new sequence above any plausible old one
-            # so the head end never confuses readings; counted for the operator.
+        # The queue loaded itself; a corrupt record there only makes its seqs skip ahead.
+        for _name in self.queue.corrupt:
             self._count("record_corrupt")
-            q = None
-        if q:
-            self.next_seq = int.from_bytes(q[0:4], "big")
-            self.energy = int.from_bytes(q[4:12], "big")
-            for i in range(12, len(q) - 15, 16):
-                self.queue.append(struct.unpack(">IIQ", q[i : i + 16]))
         try:
             c = self._records.read(_CONFIG)
             if c:
@@ -186,9 +174,15 @@ class Meter:
         if self._session is not None:
             self._restore_rekey()
 
-    def _save_queue(self):
-        data = self.next_seq.to_bytes(4, "big") + self.energy.to_bytes(8, "big")
-        self._records.write(_QUEUE, data + b"".join([struct.pack(">IIQ", *r) for r in self.queue]))
+    @property
+    def next_seq(self):
+        """The seq the next reading gets."""
+        return self.queue.next_seq
+
+    @property
+    def energy(self):
+        """Energy (Wh) at the newest reading, as persisted with it."""
+        return self.queue.energy
 
     # ---- session -----------------------------------------------------------------------
 
@@ -357,24 +351,33 @@ class Meter:
         return None, [confirm]
 
     def _on_session_start(self, fr):
+        """A frame under pending keys. A join's keys start with its SESSION_START; rekeyed
+        keys with any downlink that authenticates under them (the head end switched on our
+        COMMAND_RESULT), so a lost SESSION_START costs nothing."""
         p = self._pending
+        rekey = p.deadline_s is not None
         try:
             plain = frame.open_frame(p.k_down, fr)
-            mtype, fields = messages.decode(plain)
+            mtype, fields = messages.decode(plain, down=True)
         except Exception:  # AuthError or FrameError: not the head end's confirmation
             return self._reject("auth")
-        if mtype != messages.SESSION_START or fields[0] != p.join_nonce or fr.fcnt != 0:
+        if not rekey and (
+            mtype != messages.SESSION_START or fields[0] != p.join_nonce or fr.fcnt != 0
+        ):
             return self._reject("key_confirmation")
         self._activate(p.join_nonce, p.k_up, p.k_down)
         self._session.window.accept(fr.fcnt)
         self._session.rx.note(fr.fcnt)
         self._pending = None
         now_s = self._now // 1000
-        if p.deadline_s is not None:  # a rekey: the pending copy is no longer needed
+        if rekey:  # the pending copy is no longer needed; the frame is an ordinary downlink
             self._records.wipe(_REKEY)
             self._wake.pop("rekey", None)
             self._count("rekeyed")
             self.events.log(now_s, KEY_CHANGE, E.KC_SESSION)
+            if mtype == messages.COMMAND:
+                return self._on_command(fields[0])
+            return None, self._dispatch(mtype, fields) + self._send_queue()
         else:
             self._join_failures = 0
             self._rejoin = False
@@ -398,16 +401,13 @@ class Meter:
     def _on_reading(self):
         now_s = self._now // 1000
         previous = self.energy
-        self.energy = self._metrology.energy_wh(now_s)
+        energy = self._metrology.energy_wh(now_s)
         if self.relay.limit_w and previous:
             # Demand is the interval's average power, as a meter's demand register keeps it.
-            self._on_demand(now_s, (self.energy - previous) * 3600 // self.cfg.interval_s)
-        self.queue.append((self.next_seq, now_s, self.energy))
-        self.next_seq += 1
-        if len(self.queue) > self.cfg.max_queue:
-            self.queue.pop(0)
+            self._on_demand(now_s, (energy - previous) * 3600 // self.cfg.interval_s)
+        self.queue.append(now_s, energy)  # in flash when it returns, with the energy
+        for _ in range(self.queue.overflow):
             self._count("queue_overflow")
-        self._save_queue()
         self._schedule_reading(self._now)
         return self._send_queue() + self._send_events()
 
@@ -416,18 +416,18 @@ class Meter:
 
     def _send_queue(self):
         """Send the oldest unacknowledged readings; retry later until they are acknowledged."""
-        if not self.queue or self.state != ACTIVE:
+        if not len(self.queue) or self.state != ACTIVE:
             return []
         self._wake["retry"] = self._now + self.cfg.retry_ms + self._uniform(0, self.cfg.retry_ms)
-        return self._send(messages.encode_readings(self.queue[:_MAX_BATCH]))
+        return self._send(messages.encode_readings(self.queue.pending(_MAX_BATCH)))
 
     def _dispatch(self, mtype, fields):
         if mtype == messages.ACK:
             acked = fields[0]
             # Not persisted here: the next reading's write drops them from flash. A power cut
             # before that only resends acknowledged readings, which the head end drops.
-            self.queue = [r for r in self.queue if r[0] not in acked]
-            if not self.queue:
+            self.queue.ack(acked)
+            if not len(self.queue):
                 self._wake.pop("retry", None)
             return []
         if mtype == messages.GET:

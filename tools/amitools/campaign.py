@@ -19,7 +19,7 @@ from ami.link import frame, messages
 from ami.ports.entropy import DeterministicEntropy
 from ami.relay import STATE_NAMES
 
-from amitools.provision import SIGNER_KEY_ID, new_private
+from amitools.provision import new_private
 from amitools.signer import Policy, PolicyError, SigningService
 
 GROUP_ALL = bytes.fromhex("47524f5550000001")  # "GROUP" 1: the load-control programme
@@ -149,14 +149,14 @@ class CommandCampaign:
     def forged_signature(self) -> None:
         now = self.fleet.medium.now // 1000
         body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, self.other.address, 10_000, now - 60,
-                        now + 3600, SIGNER_KEY_ID)
+                        now + 3600, self.signer.key_id)
         rogue = new_private(DeterministicEntropy(b"forger"))
         self._attack("forged_signature", self.other, E.sign(body, rogue))
 
     def expired(self) -> None:
         now = self.fleet.medium.now // 1000
         body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, self.other.address, 10_001,
-                        now - 2 * 86400, now - 86400, SIGNER_KEY_ID)
+                        now - 2 * 86400, now - 86400, self.signer.key_id)
         self._attack("expired", self.other, self.signer.sign_body(body))
 
     def reboot_victim(self) -> None:
@@ -193,7 +193,7 @@ class CommandCampaign:
             return
         now = self.fleet.medium.now // 1000
         body = E.encode(E.DISCONNECT, E.TARGET_GROUP, GROUP_ALL, 1_000_000, now - 60,
-                        now + 3600, SIGNER_KEY_ID)
+                        now + 3600, self.signer.key_id)
         env = E.sign(body, new_private(DeterministicEntropy(b"group forger")))
         forged = frame.seal(g.key, frame.DATA, self.he.address, GROUP_ALL, frame.KEY_GROUP,
                             g.key_gen, g.fcnt + 1000, messages.encode_command(env), down=True,

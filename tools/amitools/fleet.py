@@ -25,6 +25,7 @@ from amitools.attacker import Attacker
 from amitools.campaign import CommandCampaign
 from amitools.headend import HeadEnd
 from amitools.headend.monitor import SecurityMonitor
+from amitools.lifecycle import LifecycleCampaign
 from amitools.mpnode import MicroPythonMeter
 from amitools.provision import DeviceKit, Provisioned, device_eui, new_private, provision
 from amitools.radio import LinkParams, Medium
@@ -35,7 +36,8 @@ JOIN_PHASE_MS = HOUR_MS
 DRAIN_MS = 2 * HOUR_MS
 # Counted outcomes that are not rejections of input.
 EVENTS = ("joined", "join_request", "device_reboot", "rejoin_requested", "join_timeout",
-          "counter_exhausted", "queue_overflow", "record_corrupt")
+          "counter_exhausted", "queue_overflow", "record_corrupt", "rekeyed", "root_rotated",
+          "group_key_rotated", "decommissioned", "compromise", "zeroized")
 
 
 class Tracked:
@@ -130,6 +132,7 @@ class Fleet:
         self.attacker = Attacker(self.medium, opts.seed)
         self.script: list[tuple[int, object]] = []  # (virtual time, action) in the day
         self.campaign: CommandCampaign | None = None
+        self.lifecycle: LifecycleCampaign | None = None
         self._capture = None
         if opts.capture and shard == 0:
             self._capture = open(opts.capture, "w")  # noqa: SIM115 (closed in close())
@@ -148,6 +151,7 @@ class Fleet:
             if self.joined() == len(self.meters):
                 break
         self.join_end = now
+        self.joined_in_join_phase = self.joined()
         return time.perf_counter() - t
 
     def joined(self) -> int:
@@ -205,7 +209,9 @@ class Fleet:
     def schedule_commands(self) -> None:
         """Signed commands and the attacks on them, from an hour after the joins."""
         self.campaign = CommandCampaign(self)
+        self.lifecycle = LifecycleCampaign(self, self.campaign)
         self.script += self.campaign.script(self.join_end + HOUR_MS)
+        self.script += self.lifecycle.script(self.join_end + HOUR_MS)
 
     def schedule_attacks(self) -> None:
         """Radio attacks across the day and protocol attacks on joins."""
@@ -281,13 +287,23 @@ class Fleet:
             pending += queued
             meter_stats.update(stats)
             device_events.update(events)
-        sent = sum(self.period_seqs.values())
-        stored = sum(self.registry.count_below(eui, n) for eui, n in self.period_seqs.items())
+        retired = self.lifecycle.retired() if self.lifecycle else set()
+        sent = stored = stranded = 0
+        for eui, n in self.period_seqs.items():
+            got = self.registry.count_below(eui, n)
+            stored += got
+            if eui in retired:  # zeroized on purpose: its unsent readings cannot leave
+                stranded += n - got
+                sent += got
+            else:
+                sent += n
         attacks = self._score_attacks()
         rejections = Counter(self.headend.stats)
         rejections.update(meter_stats)
         events = {k: rejections.pop(k) for k in EVENTS if k in rejections}
         commands = self.campaign.report() if self.campaign else None
+        if self.lifecycle:
+            commands["attacks"]["key_theft"] = self.lifecycle.theft.report()
         if commands:
             for kind, entry in commands["attacks"].items():
                 attacks["by_kind"][kind] = entry
@@ -300,11 +316,12 @@ class Fleet:
                 "relay": commands["relay"],
                 "events": dict(sorted(device_events.items())),
                 "security_monitor": self.headend.monitor.summary(),
+                "lifecycle": self.lifecycle.report(),
             }
         return extra | {
             "meters": len(self.meters),
             "micropython_meters": len(self.mp),
-            "joined": self.joined(),
+            "joined": self.joined_in_join_phase,
             "join_failures": meter_stats.get("join_timeout", 0),
             "readings": {
                 "sent": sent,
@@ -313,13 +330,15 @@ class Fleet:
                 "duplicated": self.headend.readings_stored - self.registry.reading_count(),
                 "duplicates_dropped": self.headend.duplicates,
                 "queued_after_period": pending,
+                "stranded_on_zeroized_meters": stranded,
             },
             "attacks": attacks,
             "rejections": dict(sorted(rejections.items())),
             "counted": dict(sorted(events.items())),
             "radio": self.medium.totals().as_dict(),
             "rates": {
-                "joins_per_second": round(self.joined() / join_wall, 1) if join_wall else None,
+                "joins_per_second":
+                    round(self.joined_in_join_phase / join_wall, 1) if join_wall else None,
                 "readings_per_minute": round(stored / day_wall * 60) if day_wall else None,
             },
             "wall_seconds": round(total_wall, 2),

@@ -482,6 +482,18 @@ class HeadEnd:
         g.rotation = (gen, key, waiting)
         return len(waiting)
 
+    def finish_group_rotation(self, group_id: bytes) -> int:
+        """Switch a group to its new key now; members that have not confirmed it leave the
+        group (re-enrol them). Returns how many left."""
+        g = self.groups[group_id]
+        if g.rotation is None:
+            return 0
+        stragglers = set(g.rotation[2].values())
+        g.members -= stragglers
+        g.key_gen, g.key, g.fcnt, g.rotation = g.rotation[0], g.rotation[1], 0, None
+        self.stats["group_key_rotated"] += 1
+        return len(stragglers)
+
     def order_rejoin(self, eui: bytes, sign: Sign, compromise: bool = False) -> bytes:
         """Order a fresh join; with compromise the device first erases its session and
         group keys."""
@@ -520,8 +532,7 @@ class HeadEnd:
                 if not executed:
                     g.members.discard(dev.eui)
                 if not g.rotation[2]:  # every member holds the new key: switch to it
-                    g.key_gen, g.key, g.fcnt, g.rotation = g.rotation[0], g.rotation[1], 0, None
-                    self.stats["group_key_rotated"] += 1
+                    self.finish_group_rotation(g.group_id)
         return []
 
     # ---- helpers -----------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_resumed_session_reports_and_answers_commands():
     reason, out = m.receive(down(2, messages.encode_set(10, messages.REG_INTERVAL, 30)), T0 + 1)
     assert messages.decode(uplinks(out)[0][2])[1][1] == messages.ST_BAD_VALUE
     reason, out = m.receive(down(3, messages.encode_ack([0])), T0 + 2)
-    assert reason is None and m.queue == []
+    assert reason is None and len(m.queue) == 0
 
 
 def test_rejections_are_typed_and_change_nothing():
@@ -113,7 +113,7 @@ def test_reboot_keeps_queue_and_moves_receive_floor():
     for fcnt in range(1, 6):
         assert m.receive(down(fcnt, messages.encode_get(fcnt, 1)), T0)[0] is None
     m2 = meter(storage, boot=1)
-    assert [r[0] for r in m2.queue] == [0, 1, 2]
+    assert [r[0] for r in m2.queue.pending()] == [0, 1, 2] and m2.next_seq == 3
     status = messages.decode(uplinks(m2.start(T0 + 4000000))[0][2])
     floor = status[1][1]
     assert floor >= 5
@@ -139,6 +139,7 @@ def test_power_cut_at_every_write_never_reuses_a_counter():
     step = 5 if MICRO else 1
     flash = provision(FlashSim())
     sent = bytearray(4096)  # counters below 32768
+    taken = bytearray(2 * 4096)  # seq -> 1 + reading index, for seqs below 4096
     boot = 0
     t = T0
     cut_points = 0
@@ -151,22 +152,23 @@ def test_power_cut_at_every_write_never_reuses_a_counter():
             flash.arm_cut(after_writes=write_no, at_byte=at_byte)
             cut_points += 1
             try:
-                record(sent, m.start(t))
+                record(sent, m.start(t), taken)
                 for _ in range(4):
                     t += 900000
-                    record(sent, m.tick(t))  # frames of a call that returned went on air
+                    record(sent, m.tick(t), taken)  # frames of a call that returned went on air
             except PowerCut:
                 pass
     flash.reboot()
     final = meter(flash, boot)
     assert final.state == ACTIVE and cut_points > 20
-    seqs = [r[0] for r in final.queue]
+    seqs = [r[0] for r in final.queue.pending()]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
 
-def record(sent, frames):
+def record(sent, frames, taken=None):
     """Mark the counters of frames that went on air in a bitmap; each may be seen once.
-    (A preallocated bitmap, not a growing set: the test must fit a board-sized heap.)"""
+    With `taken`, also the reading each seq on air named: a seq may name one reading only.
+    (Preallocated arrays, not growing sets: the test must fit a board-sized heap.)"""
     for data in frames:
         fr = frame.decode(data)
         if fr.key_gen != GEN:
@@ -175,6 +177,20 @@ def record(sent, frames):
         if sent[byte] & bit:
             raise AssertionError("counter %d reused after a power cut" % fr.fcnt)
         sent[byte] |= bit
+        if taken is None:
+            continue
+        mtype, fields = messages.decode(frame.open_frame(K_UP, fr))
+        if mtype != messages.READINGS:
+            continue
+        for seq, t, _wh in fields[0]:
+            mark = 1 + (t - T0 // 1000) // 900
+            if seq >= len(taken) // 2 or not 0 < mark < 65536:
+                raise AssertionError("reading %d at %d out of the test's range" % (seq, t))
+            old = taken[2 * seq] << 8 | taken[2 * seq + 1]
+            if old and old != mark:
+                raise AssertionError("reading seq %d reused after a power cut" % seq)
+            taken[2 * seq] = mark >> 8
+            taken[2 * seq + 1] = mark & 0xFF
 
 
 def test_storage_without_counters_refuses_the_session():

@@ -105,7 +105,8 @@ def bench_receive(image, secret, rounds):
     times = []
     now = 1767225600000
     for i in range(rounds):
-        meter.queue = [(s, 0, 0) for s in range(i * 13, i * 13 + 13)]
+        for _ in range(13):  # queued readings i * 13 .. i * 13 + 12, for the ACK to drop
+            meter.queue.append(0, 0)
         t0 = ticks_us()
         reason, _ = meter.receive(frames[i], now)
         t1 = ticks_us()

@@ -66,14 +66,17 @@ def measure(days: int = 7, commands_per_day: int = 2) -> dict[str, Any]:
     }
 
 
-def lifetime(m: dict[str, Any], blocks_free: int = 64) -> dict[str, float]:
-    """Years until 100k cycles: per A/B slot (the busiest record's two slots alternate), and
-    spread over `blocks_free` erase blocks by a wear-levelling file system."""
+def lifetime(m: dict[str, Any], blocks_free: int = 64) -> dict[str, Any]:
+    """Years until 100k cycles: per A/B slot (the busiest record's two slots alternate; the
+    reading queue's ring pages `rq.N` are records of their own), and spread over
+    `blocks_free` erase blocks by a wear-levelling file system."""
     per_day = m["writes_by_record_per_day"]
-    busiest = max(per_day.values())
+    record = max(sorted(per_day), key=lambda k: per_day[k])
+    busiest = per_day[record]
     slot_years = CYCLES * 2 / busiest / 365  # two slots share the busiest record's writes
     levelled_years = CYCLES * blocks_free / m["writes_per_day"] / 365
-    return {"fixed_ab_slots_years": round(slot_years, 1),
+    return {"busiest_record": record,
+            "fixed_ab_slots_years": round(slot_years, 1),
             "wear_levelled_years": round(levelled_years, 1)}
 
 

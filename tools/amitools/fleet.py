@@ -302,7 +302,7 @@ class Fleet:
         rejections.update(meter_stats)
         events = {k: rejections.pop(k) for k in EVENTS if k in rejections}
         commands = self.campaign.report() if self.campaign else None
-        if self.lifecycle:
+        if self.lifecycle and self.lifecycle.enabled:
             commands["attacks"]["key_theft"] = self.lifecycle.theft.report()
         if commands:
             for kind, entry in commands["attacks"].items():

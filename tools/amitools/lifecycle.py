@@ -35,10 +35,13 @@ class LifecycleCampaign:
         self.signer: Signer = campaign.signer
         meters = list(fleet.meters.values())
         busy = {campaign.victim.address, campaign.other.address}
-        spare = [m for m in meters if m.address not in busy] or meters
-        self.first = spare[0]  # a unix-port meter when the fleet has one
-        local = [m for m in spare if isinstance(m.node, Meter)] or [campaign.other]
-        self.stolen = local[-1]
+        spare = [m for m in meters if m.address not in busy]
+        local = [m for m in spare[1:] if isinstance(m.node, Meter)]
+        # It needs two meters the command campaign leaves alone, one of them in-process
+        # (the thief images its flash); smaller fleets run the command campaign only.
+        self.enabled = bool(local)
+        self.first = spare[0] if spare else None  # a unix-port meter when there is one
+        self.stolen = local[-1] if local else None
         self.theft = KeyTheft(fleet, self.stolen, campaign.other)
         self.envelopes: dict[str, tuple[bytes, bytes]] = {}  # operation -> (meter, envelope)
         self.signer_rotation: dict[bytes, bytes] = {}
@@ -53,6 +56,8 @@ class LifecycleCampaign:
 
     def script(self, start: int) -> list[tuple[int, Any]]:
         """(virtual time, action) pairs; start is the command campaign's."""
+        if not self.enabled:
+            return []
         m = MINUTE_MS
         return [
             (start + 5 * m, self.rekey),
@@ -168,13 +173,17 @@ class LifecycleCampaign:
 
     def retired(self) -> set[bytes]:
         """Meters zeroized on purpose during the run."""
+        if not self.enabled:
+            return set()
         out = {self.stolen.address}
         if "decommission" in self.envelopes:
             out.add(self.first.address)
         return out
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> dict[str, Any] | None:
         """What each operation achieved, from the head end's records and the meters."""
+        if not self.enabled:
+            return None
         results = self.he.command_results
         executed = self._executed
         signer_ok = sum(

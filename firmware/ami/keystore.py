@@ -234,7 +234,7 @@ class Keystore:
             return False
         keys = [e for e in self._keys if e[0] != ROOT]
         keys.append([ROOT, k[1], k[2], ACTIVE, k[4], 0, k[6]])
-        self._save(keys)
+        self._save(keys, erase=True)
         self._join_root = keys[-1]
         self.root_attempts = 0
         return True
@@ -296,10 +296,14 @@ class Keystore:
         self._save(keys)
         return True
 
-    def _save(self, keys):
-        """Persist the key list; RAM follows only once the write returned."""
+    def _save(self, keys, erase=False):
+        """Persist the key list; RAM follows only once the write returned. erase: write it
+        twice, so the other slot no longer holds the previous list (a destroyed key)."""
         fields = [(t, self._ident[t]) for t in _REQUIRED]
         for k in keys:
             fields.append((T_KEY, struct.pack(_KEY_HDR, *k[:6]) + k[6]))
-        self._records.write(RECORD, encode(fields + self._other))
+        data = encode(fields + self._other)
+        self._records.write(RECORD, data)
+        if erase:
+            self._records.write(RECORD, data)
         self._keys = keys

@@ -116,9 +116,10 @@ def test_encode_range_checks_every_field():
     bad = (
         (0, -1),
         (0, 0),
-        (0, 6),  # KEY_CHANGE: no parameter layout yet
-        (0, 7),
-        (0, 8),
+        (0, 6),  # KEY_CHANGE needs its 5 parameters
+        (0, 7),  # FIRMWARE_ACTIVATE: no parameter layout yet
+        (0, 8),  # REJOIN needs its flags
+        (0, 10),
         (0, 256),
         (1, 2),
         (1, 256),
@@ -190,9 +191,10 @@ def test_decode_rejects_malformed():
         _mutate(dis, 0, 0),  # version
         _mutate(dis, 0, 2),
         _mutate(dis, 1, 0),  # command
-        _mutate(dis, 1, 6),
+        _mutate(dis, 1, 6),  # KEY_CHANGE without parameters
         _mutate(dis, 1, 7),
-        _mutate(dis, 1, 8),
+        _mutate(dis, 1, 8),  # REJOIN without its flags
+        _mutate(dis, 1, 10),
         _mutate(dis, 1, E.LOAD_LIMIT),  # parameter length does not fit the command
         _mutate(ll, 1, E.DISCONNECT),
         _mutate(nt, 1, E.LOAD_LIMIT),
@@ -214,6 +216,134 @@ def test_decode_rejects_malformed():
     big = b"\x01\x01\x00" + EUI + bytes(12) + b"\x00\x47" + bytes(71) + DUMMY_SIG
     assert len(big) == E.MAX_ENVELOPE
     assert "parameter length" in str(raises(E.CommandError, E.decode, big))
+
+
+# --- key lifecycle commands (KEY_CHANGE, REJOIN, DECOMMISSION) ------------------------------
+
+COMPRESSED = b"\x03" + bytes(range(32))  # a compressed point's form (the codec checks no more)
+MATERIAL = {
+    E.KC_SESSION: bytes(range(40)),  # wrapped K_up || K_down
+    E.KC_GROUP: GROUP + bytes(range(100, 124)),  # group id || wrapped group key
+    E.KC_ROOT: bytes(range(200, 224)),  # wrapped root key
+    E.KC_SIGNER: COMPRESSED,
+}
+
+
+def test_lifecycle_commands_round_trip_with_exact_layouts():
+    cases = [
+        (E.KEY_CHANGE, (kind, 7, 0x01020304, 0x0A0B0C0D, MATERIAL[kind]), 99 + len(MATERIAL[kind]))
+        for kind in (E.KC_SESSION, E.KC_GROUP, E.KC_ROOT, E.KC_SIGNER)
+    ]
+    cases += [
+        (E.KEY_CHANGE, (E.KC_SIGNER, 0, 0, 0, b"\x02" + bytes(32)), 132),
+        (E.KEY_CHANGE, (E.KC_ROOT, 255, 0xFFFFFFFF, 0xFFFFFFFF, MATERIAL[E.KC_ROOT]), 123),
+        (E.REJOIN, (0,), 90),
+        (E.REJOIN, (E.REJOIN_COMPROMISE,), 90),
+        (E.DECOMMISSION, (), 89),
+    ]
+    for command, params, size in cases:
+        body = E.encode(command, E.TARGET_DEVICE, EUI, 42, NOW, NOW + DAY, KEY_ID, params)
+        data = body + DUMMY_SIG
+        assert len(data) == size, (command, params)
+        env = E.decode(data)
+        assert (env.command, env.target_kind, env.target, env.counter) == (
+            command, E.TARGET_DEVICE, EUI, 42)
+        assert env.args == params and env.raw == data and env.signed_part == body
+        assert E.encode(command, E.TARGET_DEVICE, EUI, 42, NOW, NOW + DAY, KEY_ID, env.args) == (
+            body
+        )
+        if command == E.REJOIN:  # it may go to a group too
+            group = E.encode(command, E.TARGET_GROUP, GROUP, 1, NOW, NOW, KEY_ID, params)
+            assert E.decode(group + DUMMY_SIG).args == params
+    # kind (1) | key id (1) | generation (4) | grace_s (4) | material, after the header.
+    body = E.encode(E.KEY_CHANGE, E.TARGET_DEVICE, EUI, 1, 5, 6, 9,
+                    (E.KC_ROOT, 2, 0x01020304, 0x0A0B0C0D, MATERIAL[E.KC_ROOT]))
+    assert body[1] == 6 and body[24] == 34
+    assert body[25:35] == b"\x03\x02\x01\x02\x03\x04\x0a\x0b\x0c\x0d"
+    assert body[35:] == MATERIAL[E.KC_ROOT]
+    body = E.encode(E.REJOIN, E.TARGET_DEVICE, EUI, 1, 5, 6, 9, (1,))
+    assert body[1] == 8 and body[24:] == b"\x01\x01"
+    body = E.encode(E.DECOMMISSION, E.TARGET_DEVICE, EUI, 1, 5, 6, 9)
+    assert body[1] == 9 and body[24:] == b"\x00"
+
+
+def test_rejoin_may_target_a_group_but_not_key_change_or_decommission():
+    assert E.decode(E.encode(E.REJOIN, E.TARGET_GROUP, GROUP, 1, NOW, NOW, 0, (1,)) + DUMMY_SIG)
+    cases = [(E.DECOMMISSION, E.TARGET_GROUP, GROUP, 1, NOW, NOW, 0, ())]
+    for kind in MATERIAL:
+        cases.append((E.KEY_CHANGE, E.TARGET_GROUP, GROUP, 1, NOW, NOW, 0,
+                      (kind, 0, 1, 0, MATERIAL[kind])))
+    _reasons(E.encode, cases)
+    for args in cases:  # the same bodies built by hand
+        device = list(args)
+        device[1] = E.TARGET_DEVICE
+        data = bytearray(E.encode(*device) + DUMMY_SIG)
+        data[2] = E.TARGET_GROUP
+        assert raises(E.CommandError, E.decode, bytes(data)).reason == "malformed"
+
+
+def test_malformed_lifecycle_parameters():
+    base = [E.KEY_CHANGE, E.TARGET_DEVICE, EUI, 1, NOW, NOW + 1, KEY_ID]
+    bad_params = []
+    for kind in MATERIAL:
+        m = MATERIAL[kind]
+        bad_params += [(kind, 0, 1, 0, m[:-1]), (kind, 0, 1, 0, m + b"\x00")]
+    for kind in (0, 5, 255):
+        for m in MATERIAL.values():
+            bad_params.append((kind, 0, 1, 0, m))
+    for prefix in (b"\x00", b"\x01", b"\x04", b"\x05", b"\xff"):
+        bad_params.append((E.KC_SIGNER, 0, 1, 0, prefix + COMPRESSED[1:]))
+    uncompressed = p256_public_key(SIGNER)  # 65 bytes: the wrong length for a signer
+    bad_params += [
+        (E.KC_SIGNER, 0, 1, 0, uncompressed),
+        (E.KC_SIGNER, 0, 1, 0, uncompressed[:33]),  # 04 prefix
+        (E.KC_ROOT, 0, 1, 0, b""),
+        (E.KC_ROOT, 0, 1, 0),  # four parameters
+        (E.KC_ROOT, 0, 1, 0, MATERIAL[E.KC_ROOT], 0),
+        (E.KC_ROOT, 256, 1, 0, MATERIAL[E.KC_ROOT]),
+        (E.KC_ROOT, 0, 1 << 32, 0, MATERIAL[E.KC_ROOT]),
+        (E.KC_ROOT, 0, 1, -1, MATERIAL[E.KC_ROOT]),
+        (E.KC_ROOT, 0, 1, 0, "x" * 24),
+        [E.KC_ROOT, 0, 1, 0, MATERIAL[E.KC_ROOT]],
+        (),
+    ]
+    cases = [tuple(base + [p]) for p in bad_params]
+    rejoin = [E.REJOIN] + base[1:]
+    for p in ((2,), (3,), (0x80,), (0xFF,), (256,), (-1,), (), (0, 0), [0]):
+        cases.append(tuple(rejoin + [p]))
+    cases.append(tuple([E.DECOMMISSION] + base[1:] + [(0,)]))
+    _reasons(E.encode, cases)
+    # The decoder, on bytes edited from valid envelopes.
+    for kind in MATERIAL:
+        good = E.encode(*(base + [(kind, 0, 1, 0, MATERIAL[kind])])) + DUMMY_SIG
+        assert E.decode(good).args[0] == kind
+        # Every kind's material has its own length: another kind byte never fits.
+        for other in (0, 5, 255) + tuple(k for k in MATERIAL if k != kind):
+            assert raises(E.CommandError, E.decode, _mutate(good, 25, other)).reason == (
+                "malformed"
+            )
+        longer = bytearray(good[:-64] + b"\x00" + DUMMY_SIG)
+        longer[24] += 1
+        shorter = bytearray(good[:-65] + DUMMY_SIG)
+        shorter[24] -= 1
+        for data in (bytes(longer), bytes(shorter)):
+            assert raises(E.CommandError, E.decode, data).reason == "malformed"
+    signer = E.encode(*(base + [(E.KC_SIGNER, 0, 1, 0, COMPRESSED)])) + DUMMY_SIG
+    assert E.decode(_mutate(signer, 35, 2)).args[4][0] == 2
+    for prefix in (0, 1, 4, 0xFF):
+        assert raises(E.CommandError, E.decode, _mutate(signer, 35, prefix)).reason == "malformed"
+    rejoin = E.encode(E.REJOIN, E.TARGET_DEVICE, EUI, 1, NOW, NOW, 0, (1,)) + DUMMY_SIG
+    for flags in (2, 3, 0x80, 0xFF):
+        assert raises(E.CommandError, E.decode, _mutate(rejoin, 25, flags)).reason == "malformed"
+    decommission = E.encode(E.DECOMMISSION, E.TARGET_DEVICE, EUI, 1, NOW, NOW, 0) + DUMMY_SIG
+    # A KEY_CHANGE header too short for its parameters, or padded: malformed.
+    for n in range(0, 11):
+        data = bytearray(decommission[:25] + bytes(n) + DUMMY_SIG)
+        data[1] = E.KEY_CHANGE
+        data[24] = n
+        assert raises(E.CommandError, E.decode, bytes(data)).reason == "malformed", n
+    assert E.param_len(E.KEY_CHANGE) == -1 and E.param_len(E.REJOIN) == 1
+    assert E.param_len(E.DECOMMISSION) == 0 and E.param_len(10) is None
 
 
 def test_sign_checks_the_body_and_signs_the_domain():

@@ -1,13 +1,19 @@
-"""Sealed A/B records: torn writes at every byte, tampering, wrong keys and spliced slots."""
+"""Sealed A/B records: torn writes at every byte, tampering, wrong keys and spliced slots;
+anchored records (rollback) and erasure (wipe) with power cuts."""
 
-from ami.crypto import aes_ccm_decrypt
+import struct
+import sys
+
+from ami.crypto import AuthError, aes_ccm_decrypt
 from ami.link.records import (
     MAX_RECORD_NAME,
     OVERHEAD,
     RecordCorrupt,
+    RecordRollback,
     RecordStore,
     derive_storage_key,
 )
+from ami.ports.anchor import MemoryAnchor, StorageAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.storage import MemoryStorage
@@ -245,3 +251,331 @@ def test_two_copies_of_one_generation_must_agree():
     raises(RecordCorrupt, _store(m).read, "rec")
     m.write("rec.b", m.read("rec.a"))  # an identical copy is harmless
     assert _store(m).read("rec") == b"mine"
+
+
+# --- anchored records: rollback ----------------------------------------------------------------
+
+MICRO = sys.implementation.name == "micropython"
+# A distinctive key, so its bytes are easy to look for in the storage.
+SECRET = b"\xa5\x5a\xc3\x3c\x96\x69\x0f\xf0\x11\xee\x22\xdd\x33\xcc\x44\xbb"
+
+
+def _anchored(storage, anchor, seed=b"anc"):
+    """A store whose record "key" is anchored ("free" is not)."""
+    return RecordStore(storage, KEY, DeterministicEntropy(seed), anchor, ("key",))
+
+
+def test_anchor_refuses_an_old_genuine_copy_put_back():
+    m = MemoryStorage()
+    a = MemoryAnchor()
+    r = _anchored(m, a)
+    r.write("key", b"v1")
+    r.write("key", b"v2")
+    old = m.snapshot()  # an attacker's copy of the flash
+    r.write("key", b"v3")
+    r.write("key", b"v4")
+    assert a.get("key") == 4
+    m.write("key.a", old["key.a"])
+    m.write("key.b", old["key.b"])
+    for store in (r, _anchored(m, a, seed=b"reboot")):
+        exc = raises(RecordRollback, store.read, "key")
+        assert exc.reason == "record_rollback" and exc.name == "key"
+        assert isinstance(exc, RecordCorrupt)  # who fails closed on corruption does here too
+        raises(RecordRollback, store.generation, "key")
+    # Without the anchor the same slots read as a valid older state: the anchor decides.
+    assert _store(m).read("key") == b"v2"
+    assert _anchored(m, MemoryAnchor()).read("key") == b"v2"
+    # The device may start over: a write lands above the anchor and reads back.
+    assert r.write("key", b"v5") == 5
+    assert r.read("key") == b"v5" and a.get("key") == 5
+
+
+def test_anchor_refuses_one_slot_rolled_back_by_a_generation():
+    m = MemoryStorage()
+    a = MemoryAnchor()
+    r = _anchored(m, a)
+    for v in (b"v1", b"v2", b"v3"):
+        r.write("key", v)
+    older = m.read("key.b")  # generation 2
+    r.write("key", b"v4")  # generation 4 goes to key.b
+    m.write("key.b", older)  # what is left is a genuine generation 3 and a genuine 2
+    raises(RecordRollback, r.read, "key")
+    # Putting back a copy next to the newest one changes nothing (as a torn write would).
+    m2 = MemoryStorage()
+    r2 = _anchored(m2, MemoryAnchor())
+    for v in (b"v1", b"v2", b"v3"):
+        r2.write("key", v)
+    m2.write("key.b", m.read("key.a"))  # same key, same name: a genuine generation 3 copy
+    assert r2.read("key") == b"v3"
+
+
+def test_deleting_an_anchored_record_is_a_rollback():
+    m = MemoryStorage()
+    a = MemoryAnchor()
+    r = _anchored(m, a)
+    r.write("key", b"v1")
+    r.write("free", b"f1")
+    for name in ("key.a", "free.a"):
+        m.delete(name)
+    raises(RecordRollback, r.read, "key")  # the anchor says generation 1 was written
+    raises(RecordRollback, r.generation, "key")
+    assert r.read("free") is None and r.generation("free") == 0  # unanchored: just absent
+    r.write("key", b"v2")
+    r.write("key", b"v3")
+    m.delete("key.a")
+    m.delete("key.b")
+    raises(RecordRollback, _anchored(m, a).read, "key")
+    # The next write continues the generations: nothing below the anchor is ever reissued.
+    assert r.write("key", b"again") == 4 and r.read("key") == b"again"
+
+
+def test_both_slots_corrupt_is_corrupt_not_rollback():
+    m = MemoryStorage()
+    a = MemoryAnchor()
+    r = _anchored(m, a)
+    r.write("key", b"v1")
+    r.write("key", b"v2")
+    m.write("key.a", _flip(m.read("key.a"), 30))
+    m.write("key.b", _flip(m.read("key.b"), 30))
+    exc = raises(RecordCorrupt, r.read, "key")
+    assert exc.reason == "record_corrupt"
+    assert r.write("key", b"v3") == 3 and r.read("key") == b"v3"
+
+
+def test_cut_between_slot_write_and_anchor_advance_is_not_a_rollback():
+    for erase_first in (False, True):
+        payload = b"v3 payload"
+        size = OVERHEAD + len(payload)
+        # Every byte (sampled on MicroPython), and always the last: the slot complete.
+        for k in list(range(0, size, 3 if MICRO else 1)) + [size]:
+            f = FlashSim(erase_first=erase_first)
+            a = MemoryAnchor()
+            r = _anchored(f, a)
+            r.write("key", b"v1")
+            r.write("key", b"v2")
+            f.arm_cut(1, k)
+            raises(PowerCut, r.write, "key", payload)
+            f.reboot()
+            assert a.get("key") == 2  # the anchor never advanced
+            s = _anchored(f, a, seed=b"after")
+            got = s.read("key")
+            if k == size:  # the slot is complete: one generation above its anchor
+                assert got == payload and s.generation("key") == 3, k
+            else:
+                assert got == b"v2" and s.generation("key") == 2, k
+            # The next write catches the anchor up.
+            gen = s.write("key", b"v4")
+            assert a.get("key") == gen and s.read("key") == b"v4"
+
+
+def test_unanchored_records_are_unaffected():
+    m = MemoryStorage()
+    a = MemoryAnchor()
+    r = _anchored(m, a)
+    r.write("free", b"f1")
+    r.write("free", b"f2")
+    old = m.snapshot()
+    r.write("free", b"f3")
+    r.write("free", b"f4")
+    assert a.get("free") == 0 and a.advances == 0  # no anchor writes for it at all
+    m.write("free.a", old["free.a"])
+    m.write("free.b", old["free.b"])
+    assert r.read("free") == b"f2"  # plain A/B semantics: the newest valid copy
+    # Anchored names without an anchor port: nothing is anchored.
+    bare = RecordStore(m, KEY, DeterministicEntropy(b"x"), None, ("free",))
+    assert bare.read("free") == b"f2"
+
+
+def test_memory_anchor_is_monotonic_and_checks_its_arguments():
+    a = MemoryAnchor()
+    assert a.get("x") == 0
+    a.advance("x", 5)
+    a.advance("x", 3)  # never lowered
+    a.advance("x", 5)
+    assert a.get("x") == 5 and a.advances == 1
+    a.advance("x", 0xFFFFFFFF)
+    assert a.get("x") == 0xFFFFFFFF
+    for name, value in (("", 1), ("n" * 33, 1), (None, 1), ("x", -1), ("x", 1 << 32),
+                        ("x", "1")):
+        raises(ValueError, a.advance, name, value)
+
+
+def test_storage_anchor_persists_and_rejects_a_malformed_blob():
+    s = MemoryStorage()
+    a = StorageAnchor(s)
+    assert a.get("keystore") == 0 and s.read("anchors") is None
+    a.advance("txctr", 1)
+    a.advance("keystore", 3)
+    a.advance("keystore", 2)  # lower: no write
+    assert s.writes("anchors") == 2 and a.advances == 2
+    blob = s.read("anchors")
+    # Sorted by name: n x (name length | name | value (4, big-endian)).
+    assert blob == b"\x08keystore\x00\x00\x00\x03\x05txctr\x00\x00\x00\x01"
+    b = StorageAnchor(s)  # a reboot
+    assert b.get("keystore") == 3 and b.get("txctr") == 1 and b.get("other") == 0
+    b.advance("keystore", 4)
+    assert StorageAnchor(s).get("keystore") == 4
+    for bad in (b"\x00", b"\x00" + bytes(4), blob + b"\x00", blob[:-1], blob + b"\x05txc",
+                b"\x01", b"\x02\xff\xfe" + bytes(4)):
+        raises(ValueError, StorageAnchor, MemoryStorage({"anchors": bad}))
+    assert StorageAnchor(MemoryStorage({"anchors": b""})).get("x") == 0
+
+
+def test_storage_anchor_on_another_storage_defeats_a_restored_flash():
+    flash = MemoryStorage()
+    anchors = MemoryStorage()  # another partition the record storage cannot reach
+    r = _anchored(flash, StorageAnchor(anchors))
+    r.write("key", b"v1")
+    r.write("key", b"v2")
+    old = flash.snapshot()
+    r.write("key", b"v3")
+    for name in old:
+        flash.write(name, old[name])
+    raises(RecordRollback, _anchored(flash, StorageAnchor(anchors)).read, "key")
+    # Imaging both (the whole device) is beyond it, as the port's note says.
+    assert _anchored(flash, StorageAnchor(MemoryStorage())).read("key") == b"v2"
+
+
+# --- erasure: wipe -----------------------------------------------------------------------------
+
+
+def _slot_payloads(storage, name):
+    """Each slot of a record decrypted with the storage key directly (None: absent); a slot
+    that fails its tag raises AuthError."""
+    out = []
+    for suffix in (".a", ".b"):
+        blob = storage.read(name + suffix)
+        if blob is None:
+            out.append(None)
+            continue
+        out.append(aes_ccm_decrypt(KEY, blob[7:20], blob[20:], name.encode() + blob[:7], 16))
+    return out
+
+
+def _chunks(blob, size=8):
+    """The ciphertext of a slot in size-byte pieces (what a reader with the key could use)."""
+    body = blob[20:-16]
+    return [body[i : i + size] for i in range(0, len(body) - size + 1, size)]
+
+
+def _leftovers(storage, needles):
+    """Needles (plaintext or old ciphertext pieces) found anywhere in the storage."""
+    snap = storage.snapshot()
+    found = []
+    for name in snap:
+        for n in needles:
+            if n in snap[name]:
+                found.append((name, n))
+    return found
+
+
+def _secret_state(storage, store):
+    """Two genuine copies holding secrets; returns the needles to look for afterwards."""
+    store.write("key", b"old key " + SECRET)
+    store.write("key", b"new key " + SECRET[8:] + SECRET[:8])
+    needles = [SECRET, SECRET[8:] + SECRET[:8]]
+    for suffix in (".a", ".b"):
+        needles += _chunks(storage.read("key" + suffix))
+    return needles
+
+
+def test_wipe_overwrites_both_slots_and_is_idempotent():
+    for anchor in (None, MemoryAnchor()):
+        m = MemoryStorage()
+        r = _anchored(m, anchor)
+        needles = _secret_state(m, r)
+        assert _leftovers(m, needles[2:])  # the ciphertext is there before
+        r.wipe("key")
+        assert m.writes("key.a") == 2 and m.writes("key.b") == 2  # one tombstone each
+        assert _slot_payloads(m, "key") == [b"", b""]
+        assert _leftovers(m, needles) == []
+        assert r.read("key") == b"" and r.generation("key") == 4
+        assert _anchored(m, anchor, seed=b"reboot").read("key") == b""
+        total = m.writes()
+        r.wipe("key")
+        _anchored(m, anchor, seed=b"reboot").wipe("key")
+        assert m.writes() == total  # already wiped: no write at all
+        # The generations go on: a write after the erasure lands above the tombstones.
+        assert r.write("key", b"reprovisioned") == 5
+
+
+def test_wipe_of_absent_half_wiped_and_damaged_records():
+    m = MemoryStorage()
+    r = _anchored(m, MemoryAnchor())
+    r.wipe("key")
+    assert m.writes() == 0 and r.read("key") is None  # nothing to erase: nothing written
+    r.write("key", SECRET)  # only key.a exists
+    r.wipe("key")
+    assert m.writes("key.a") == 2 and m.writes("key.b") == 1
+    assert _slot_payloads(m, "key") == [b"", b""]
+    # One slot already a tombstone: only the other is rewritten.
+    r.write("key", SECRET)
+    r.write("key", b"")
+    before = m.writes()
+    r.wipe("key")
+    assert m.writes() == before + 1 and _slot_payloads(m, "key") == [b"", b""]
+    # A damaged slot may still hold old ciphertext (readable once repaired): rewritten too.
+    r.write("key", SECRET)
+    r.write("key", b"")
+    m.write("key.b", _flip(m.read("key.b"), 25))  # the newest tombstone damaged
+    r.wipe("key")
+    assert _slot_payloads(m, "key") == [b"", b""] and _leftovers(m, [SECRET]) == []
+    # A foreign slot (another record's copy) is not a tombstone of this one.
+    other = MemoryStorage()
+    o = RecordStore(other, KEY, DeterministicEntropy(b"o"))
+    o.write("zzz", b"")
+    m.write("key.a", other.read("zzz.a"))
+    r.wipe("key")
+    assert _slot_payloads(m, "key") == [b"", b""]
+
+
+def test_power_cut_at_every_byte_of_a_wipe():
+    """A wipe torn anywhere: the record reads as the old payload or as erased (never as
+    corrupt or rolled back), and repeating the wipe leaves no secret behind."""
+    step = 4 if MICRO else 1
+    cases = 0
+    for erase_first in (False, True):
+        for write_no in (1, 2):
+            for k in list(range(0, OVERHEAD, step)) + [OVERHEAD]:  # a tombstone's size
+                f = FlashSim(erase_first=erase_first)
+                a = MemoryAnchor()
+                r = _anchored(f, a)
+                needles = _secret_state(f, r)
+                newest = r.read("key")
+                f.arm_cut(write_no, k)
+                raises(PowerCut, r.wipe, "key")
+                f.reboot()
+                s = _anchored(f, a, seed=b"after")
+                got = s.read("key")
+                assert got == newest or got == b"", (erase_first, write_no, k)
+                if write_no == 2 or k == OVERHEAD:
+                    assert got == b""  # the first tombstone landed: erased from then on
+                before = f.writes()
+                s.wipe("key")
+                assert f.writes() - before <= 2
+                assert _slot_payloads(f, "key") == [b"", b""], (erase_first, write_no, k)
+                assert _leftovers(f, needles) == [], (erase_first, write_no, k)
+                assert s.read("key") == b""
+                cases += 1
+    assert cases >= 20
+
+
+def test_tombstones_are_sealed_records_that_keep_the_generations():
+    m = MemoryStorage()
+    a = MemoryAnchor()
+    r = _anchored(m, a)
+    r.write("key", SECRET)
+    copy = m.read("key.a")
+    r.wipe("key")
+    assert len(m.read("key.a")) == OVERHEAD and len(m.read("key.b")) == OVERHEAD
+    assert struct.unpack(">I", m.read("key.a")[3:7])[0] == 3 and a.get("key") == 3
+    m.write("key.a", _flip(m.read("key.a"), 21))
+    raises(AuthError, _slot_payloads, m, "key")
+    # The older tombstone is below the anchor: a damaged newest slot of an anchored record
+    # cannot be told from a rollback (without the anchor it would read as erased).
+    raises(RecordRollback, r.read, "key")
+    assert _store(m).read("key") == b""
+    # Putting the erased contents back is a rollback, not a restore.
+    m.write("key.a", copy)
+    m.delete("key.b")
+    raises(RecordRollback, r.read, "key")

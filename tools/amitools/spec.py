@@ -406,23 +406,44 @@ def build_certificate(**fields: Any) -> bytes:
 # --- Signed command envelope (section 10) --------------------------------------------------
 
 CMD_DISCONNECT, CMD_ARM_RECONNECT, CMD_RECONNECT, CMD_LOAD_LIMIT, CMD_NOTIFY = range(1, 6)
-CMD_KEY_CHANGE, CMD_FIRMWARE_ACTIVATE = 6, 7  # codes reserved; no parameter layout yet
+CMD_KEY_CHANGE, CMD_FIRMWARE_ACTIVATE = 6, 7  # FIRMWARE_ACTIVATE: no parameter layout yet
+CMD_REJOIN, CMD_DECOMMISSION = 8, 9
 COMMAND_NAMES = {
     CMD_DISCONNECT: "DISCONNECT",
     CMD_ARM_RECONNECT: "ARM_RECONNECT",
     CMD_RECONNECT: "RECONNECT",
     CMD_LOAD_LIMIT: "LOAD_LIMIT",
     CMD_NOTIFY: "NOTIFY",
+    CMD_KEY_CHANGE: "KEY_CHANGE",
+    CMD_REJOIN: "REJOIN",
+    CMD_DECOMMISSION: "DECOMMISSION",
 }
-# Parameter length n per command (section 10.2); a code missing here is malformed.
-COMMAND_PARAM_LENS = {
+# KEY_CHANGE kinds (section 13) and the length of their key material.
+KC_SESSION, KC_GROUP, KC_ROOT, KC_SIGNER = 1, 2, 3, 4
+KEY_CHANGE_KINDS = {KC_SESSION: "session", KC_GROUP: "group", KC_ROOT: "root", KC_SIGNER: "signer"}
+KEY_CHANGE_MATERIAL = {
+    KC_SESSION: 40,  # K_up || K_down wrapped (RFC 3394) under the rekey KEK
+    KC_GROUP: 32,  # group id (8) || group key wrapped under the group KEK (24)
+    KC_ROOT: 24,  # root key wrapped under the root KEK
+    KC_SIGNER: 33,  # compressed SEC1 public key of the new signer
+}
+KEY_CHANGE_HEADER = 10  # kind, key id, generation, grace_s
+REJOIN_COMPROMISE = 0x01  # the only REJOIN flag
+# Parameter length n per command (section 10.2); a code missing here is malformed. KEY_CHANGE's
+# depends on its kind: KEY_CHANGE_HEADER + KEY_CHANGE_MATERIAL[kind].
+COMMAND_PARAM_LENS: dict[int, int | None] = {
     CMD_DISCONNECT: 0,
     CMD_ARM_RECONNECT: 0,
     CMD_RECONNECT: 0,
     CMD_LOAD_LIMIT: 7,
     CMD_NOTIFY: 36,
+    CMD_KEY_CHANGE: None,
+    CMD_REJOIN: 1,
+    CMD_DECOMMISSION: 0,
 }
-TARGET_KINDS = {0: "device", 1: "group"}
+DEVICE_ONLY_COMMANDS = frozenset((CMD_KEY_CHANGE, CMD_DECOMMISSION))  # never to a group
+TARGET_DEVICE, TARGET_GROUP = 0, 1
+TARGET_KINDS = {TARGET_DEVICE: "device", TARGET_GROUP: "group"}
 COMMAND_MAX_WINDOW = 7 * 86400
 COMMAND_DOMAIN = b"AMI-CMD-1"  # signed: COMMAND_DOMAIN || envelope without its signature
 COMMAND_SIG_LEN = 64
@@ -435,6 +456,33 @@ LOAD_LIMIT_PARAMS = Struct(
     Check(lambda c: c.restore in (0, 1)),
 )
 NOTIFY_PARAMS = Struct("action_hash" / Bytes(32), "deadline" / Int32ub)
+KEY_CHANGE_PARAMS = Struct(
+    "kind" / Int8ub,
+    Check(lambda c: c.kind in KEY_CHANGE_MATERIAL),
+    "key_id" / Int8ub,  # the new signer's key id (KC_SIGNER)
+    "generation" / Int32ub,
+    "grace_s" / Int32ub,  # how long the replaced key stays accepted
+    "material" / Bytes(lambda c: KEY_CHANGE_MATERIAL[c.kind]),
+    Check(lambda c: c.kind != KC_SIGNER or c.material[0] in (2, 3)),
+    Terminated,  # FixedSized would otherwise ignore bytes past the material
+)
+REJOIN_PARAMS = Struct("flags" / Int8ub, Check(lambda c: c.flags & ~REJOIN_COMPROMISE == 0))
+
+
+def command_param_len(command: int, params: Any = None) -> int:
+    """n of an envelope of this command (for KEY_CHANGE: of its kind); KeyError if none."""
+    want = COMMAND_PARAM_LENS[command]
+    if want is None:
+        return KEY_CHANGE_HEADER + KEY_CHANGE_MATERIAL[params["kind"]]
+    return want
+
+
+def _param_len_ok(c: Any) -> bool:
+    want = COMMAND_PARAM_LENS[c.command]
+    if want is None:  # KEY_CHANGE: one of its kinds' lengths (the kind is checked with it)
+        return c.param_len - KEY_CHANGE_HEADER in KEY_CHANGE_MATERIAL.values()
+    return c.param_len == want
+
 
 COMMAND_ENVELOPE = Struct(
     "version" / Int8ub,
@@ -443,6 +491,7 @@ COMMAND_ENVELOPE = Struct(
     Check(lambda c: c.command in COMMAND_PARAM_LENS),
     "target_kind" / Int8ub,
     Check(lambda c: c.target_kind in TARGET_KINDS),
+    Check(lambda c: c.target_kind == TARGET_DEVICE or c.command not in DEVICE_ONLY_COMMANDS),
     "target" / Bytes(8),
     "counter" / Int32ub,
     "not_before" / Int32ub,
@@ -450,13 +499,24 @@ COMMAND_ENVELOPE = Struct(
     Check(this.not_before <= this.not_after),
     Check(this.not_after - this.not_before <= COMMAND_MAX_WINDOW),
     "key_id" / Int8ub,
-    "param_len" / Rebuild(Int8ub, lambda c: COMMAND_PARAM_LENS[c.command]),
-    Check(lambda c: c.param_len == COMMAND_PARAM_LENS[c.command]),
+    "param_len" / Rebuild(Int8ub, lambda c: command_param_len(c.command, c.params)),
+    Check(_param_len_ok),
     "params"
     / FixedSized(
         this.param_len,
-        Switch(this.command, {CMD_LOAD_LIMIT: LOAD_LIMIT_PARAMS, CMD_NOTIFY: NOTIFY_PARAMS}, Pass),
+        Switch(
+            this.command,
+            {
+                CMD_LOAD_LIMIT: LOAD_LIMIT_PARAMS,
+                CMD_NOTIFY: NOTIFY_PARAMS,
+                CMD_KEY_CHANGE: KEY_CHANGE_PARAMS,
+                CMD_REJOIN: REJOIN_PARAMS,
+            },
+            Pass,
+        ),
     ),
+    Check(lambda c: c.command != CMD_KEY_CHANGE
+          or c.param_len == KEY_CHANGE_HEADER + KEY_CHANGE_MATERIAL[c.params.kind]),
     "signature" / Bytes(COMMAND_SIG_LEN),
     Terminated,
 )
@@ -490,7 +550,8 @@ def build_command_envelope(
     signature: bytes = bytes(COMMAND_SIG_LEN),
 ) -> bytes:
     """Envelope bytes from its fields; params: limit_w/duration_s/restore for LOAD_LIMIT,
-    action_hash/deadline for NOTIFY, None otherwise. SpecError('malformed')."""
+    action_hash/deadline for NOTIFY, kind/key_id/generation/grace_s/material for KEY_CHANGE,
+    flags for REJOIN, None otherwise. SpecError('malformed')."""
     fields = Container(
         version=1,
         command=command,
@@ -581,5 +642,13 @@ def describe_command(data: bytes | bytearray | memoryview) -> str:
         parts.append(f"limit_w={p.limit_w} duration_s={p.duration_s} restore={restore}")
     elif e.command == CMD_NOTIFY:
         parts.append(f"action={_short(e.params.action_hash)} deadline={e.params.deadline}")
+    elif e.command == CMD_KEY_CHANGE:
+        p = e.params
+        parts.append(
+            f"kind={KEY_CHANGE_KINDS[p.kind]} key_id={p.key_id} generation={p.generation}"
+            f" grace_s={p.grace_s} material={_short(p.material)}"
+        )
+    elif e.command == CMD_REJOIN:
+        parts.append("compromise" if e.params.flags & REJOIN_COMPROMISE else "ordered")
     parts += [f"sig={_short(e.signature)}", f"len={size}"]
     return " ".join(parts)

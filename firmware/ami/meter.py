@@ -712,11 +712,10 @@ class Meter:
         return []
 
     def tamper(self, now_ms):
-        """The tamper input fired: erase every secret at once (no network needed)."""
+        """The tamper input fired: erase every secret at once (no network needed). Also when
+        the meter already refuses to run: a rolled-back or damaged key store, and the
+        session, pending and group keys, may still be in flash (erased records cost no write)."""
         self._now = now_ms
-        if self.state == UNPROVISIONED:
-            self.events.log(now_ms // 1000, ZEROIZED, _ZERO_TAMPER, CRITICAL)
-            return
         self._zeroize(_ZERO_TAMPER)
 
     def _zeroize(self, cause):

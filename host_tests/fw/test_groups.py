@@ -99,6 +99,7 @@ def test_rotation_keeps_the_previous_key_only_until_its_grace_ends():
     # The same generation again replaces the key and keeps no previous one.
     assert g.install(K_DOWN, GID, 3, _wrap(KEY1), now_s=NOW + 20, grace_s=100) is None
     assert g.key(GID, 3, NOW) == KEY1 and g.key(GID, 2, NOW + 20) is None
+    assert records.read(RECORD)[25:] == bytes(21)  # no previous generation, until, key
     # The grace saturates at the end of the 32-bit clock.
     g.install(K_DOWN, GID, 4, _wrap(KEY2), now_s=0xFFFFFF00, grace_s=0xFFFFFFFF)
     assert g.key(GID, 3, 0xFFFFFFFF) == KEY1

@@ -374,12 +374,16 @@ def test_pending_root_falls_back_after_root_attempts_failed_joins():
     ks = Keystore.load(_records(storage, anchor, seed=b"reboot"))
     assert ks.pending_root() is None and ks.begin_join() == 1
     assert ROOT2 not in records.read(RECORD)
-    # A new delivery starts a fresh count.
+    # A new delivery starts a fresh count, even after failures with the one it replaces.
     assert ks.install_root(3, _wrap_root(ROOT2)) is None
     for _ in range(ROOT_ATTEMPTS - 1):
-        ks.begin_join()
+        assert ks.begin_join() == 3
         assert ks.join_failed() is False
-    assert ks.begin_join() == 3 and ks.join_confirmed() is True and ks.generation(ROOT) == 3
+    assert ks.install_root(4, _wrap_root(ROOT2)) is None
+    for _ in range(ROOT_ATTEMPTS - 1):
+        assert ks.begin_join() == 4
+        assert ks.join_failed() is False
+    assert ks.begin_join() == 4 and ks.join_confirmed() is True and ks.generation(ROOT) == 4
 
 
 # --- command signers -----------------------------------------------------------------------

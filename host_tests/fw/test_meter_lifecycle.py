@@ -99,8 +99,10 @@ def _leftover(storage, needles):
 
 
 def _assert_erased(storage, needles):
+    """Every slot of the secret records a tombstone (or absent), no old ciphertext, no key."""
     for name in SECRETS:
-        assert _slots(storage, name) == [b"", b""], name
+        slots = _slots(storage, name)
+        assert b"" in slots and slots.count(b"") + slots.count(None) == 2, (name, slots)
     assert _leftover(storage, needles) is None
     for value in (K_UP, K_DOWN, ROOT, DEVICE_KEY, GROUP_KEY, PENDING_KEYS):
         assert _leftover(storage, [value]) is None
@@ -295,3 +297,32 @@ def test_a_cut_during_the_boot_that_finishes_a_zeroization():
             r = _meter(flash, anchor, boot=2)
             assert r.state == UNPROVISIONED and r.stats.get("zeroized") == 1
             _assert_erased(flash, needles)
+
+
+def test_tamper_erases_a_meter_whose_key_store_was_rolled_back_or_is_corrupt():
+    """A meter refusing to run on a bad key store still holds secrets (session, pending and
+    group keys, and an old key store): the tamper input erases them too."""
+    for fault in ("keystore_rollback", "keystore_corrupt"):
+        anchor = MemoryAnchor()
+        storage = _provision(MemoryStorage(), anchor)
+        old = storage.snapshot()
+        r = _records(storage, anchor)
+        r.write("keystore", r.read("keystore"))  # any later key store write
+        r.write("keystore", r.read("keystore"))
+        for suffix in (".a", ".b"):  # the key store as provisioning left it, or damaged
+            blob = old.get("keystore" + suffix)
+            if blob is None:
+                storage.delete("keystore" + suffix)
+                continue
+            if fault == "keystore_corrupt":
+                blob = blob[:30] + bytes((blob[30] ^ 1,)) + blob[31:]
+            storage.write("keystore" + suffix, blob)
+        needles = _needles(storage)
+        m = _meter(storage, anchor)
+        assert m.state == UNPROVISIONED and m.stats.get(fault) == 1, fault
+        m.start(T0)
+        m.tamper(T0 + 1000)
+        assert len(_zeroized_events(m)) == 1
+        _assert_erased(storage, needles)
+        r = _meter(storage, anchor, boot=1)
+        assert r.state == UNPROVISIONED and r.stats.get("zeroized") == 1, fault

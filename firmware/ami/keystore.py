@@ -289,12 +289,13 @@ class Keystore:
         self._save(keys)
 
     def expire(self, now_s):
-        """Drop retiring keys whose grace ended; True if any was dropped (persisted)."""
-        keys = [e for e in self._keys if not (e[3] == RETIRING and now_s > e[5])]
-        if len(keys) == len(self._keys):
-            return False
-        self._save(keys)
-        return True
+        """Drop retiring keys whose grace ended; True if any was dropped (persisted).
+        Called before every command: nothing is allocated unless a key expired."""
+        for e in self._keys:
+            if e[3] == RETIRING and now_s > e[5]:
+                self._save([k for k in self._keys if not (k[3] == RETIRING and now_s > k[5])])
+                return True
+        return False
 
     def _save(self, keys, erase=False):
         """Persist the key list; RAM follows only once the write returned. erase: write it
@@ -303,7 +304,8 @@ class Keystore:
         for k in keys:
             fields.append((T_KEY, struct.pack(_KEY_HDR, *k[:6]) + k[6]))
         data = encode(fields + self._other)
-        self._records.write(RECORD, data)
         if erase:
+            self._records.overwrite(RECORD, data)
+        else:
             self._records.write(RECORD, data)
         self._keys = keys

@@ -216,9 +216,7 @@ class Meter:
 
     def _forget_session_keys(self):
         """Erase the session keys from both slots, keeping the join nonce (monotonic)."""
-        nonce = (self.last_join_nonce or 0).to_bytes(4, "big")
-        self._records.write(_SESSION, nonce)
-        self._records.write(_SESSION, nonce)
+        self._records.overwrite(_SESSION, (self.last_join_nonce or 0).to_bytes(4, "big"))
         self._session = None
 
     # ---- inputs ------------------------------------------------------------------------
@@ -378,13 +376,12 @@ class Meter:
             if mtype == messages.COMMAND:
                 return self._on_command(fields[0])
             return None, self._dispatch(mtype, fields) + self._send_queue()
-        else:
-            self._join_failures = 0
-            self._rejoin = False
-            self._wake.pop("confirm", None)
-            self._count("joined")
-            if self.keys.join_confirmed():  # the head end used the delivered root key
-                self.events.log(now_s, KEY_CHANGE, E.KC_ROOT)
+        self._join_failures = 0
+        self._rejoin = False
+        self._wake.pop("confirm", None)
+        self._count("joined")
+        if self.keys.join_confirmed():  # the head end used the delivered root key
+            self.events.log(now_s, KEY_CHANGE, E.KC_ROOT)
         return None, self._send_queue() + self._send_events()
 
     def _backoff(self):

@@ -19,7 +19,7 @@ from ami import identity as ident
 from ami import keystore as K
 from ami.commands import envelope as E
 from ami.link import frame, join, messages
-from ami.link.groups import RECORD as GROUPS_RECORD
+from ami.link.groups import Groups
 from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
@@ -43,8 +43,8 @@ class Loot:
         self.root, self.device_key = active[K.ROOT], active[K.DEVICE]
         session = records.read("session") or b""
         self.k_up, self.k_down = session[4:20], session[20:36]
-        groups = records.read(GROUPS_RECORD) or b""
-        self.group_keys = [groups[i + 9 : i + 25] for i in range(0, len(groups), 46)]
+        groups = Groups(records)
+        self.group_keys = [groups.current(gid)[1] for gid in groups.ids()]
 
     def keys(self) -> list[bytes]:
         """Every symmetric key the stolen meter held."""

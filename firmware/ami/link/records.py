@@ -115,6 +115,12 @@ class RecordStore:
             raise RecordCorrupt(name)
         return gen
 
+    def overwrite(self, name, payload):
+        """Write payload into both slots, so no slot keeps the previous contents (erased
+        keys). A cut between the two leaves the new copy and one older one."""
+        self.write(name, payload)
+        return self.write(name, payload)
+
     def wipe(self, name):
         """Overwrite both slots with empty payloads (see Erasure in the module note) unless
         both already are: repeating a wipe a power cut interrupted costs only what is left."""

@@ -53,7 +53,7 @@ import struct
 
 from ami.link import messages
 from ami.link.frame import FrameError
-from ami.link.records import RecordCorrupt, check_record_name
+from ami.link.records import check_record_name, read_valid
 from ami.runtime import const
 
 EVENT_LEN = const(12)
@@ -288,6 +288,14 @@ def decode_events(body):
     return events
 
 
+def _valid_page(data):
+    return _valid_events(data, PAGE_LEN)
+
+
+def _valid_al(data):
+    return len(data) >= _AL_HEAD and _valid_events(data[_AL_HEAD:], 255)
+
+
 def _valid_events(data, limit):
     """True if data is 0..limit whole events with increasing seqs and valid fields."""
     if len(data) % EVENT_LEN or len(data) > limit * EVENT_LEN:
@@ -352,7 +360,7 @@ class EventLog:
         head = 0  # the page holding it
         anything = False
         for i in range(self._npages):
-            data = self._read(self._names[i], PAGE_LEN, 0)
+            data = read_valid(self._records, self._names[i], _valid_page, self.corrupt)
             if data is None:
                 data = b""
             else:
@@ -364,7 +372,7 @@ class EventLog:
                     top, head = last, i
         self._pages = pages
         acked, dropped, pending = 0, 0, []
-        al = self._read(self._al, 255, _AL_HEAD)
+        al = read_valid(self._records, self._al, _valid_al, self.corrupt)
         if al is not None:
             anything = True
             acked, dropped = struct.unpack_from(">IH", al, 0)
@@ -411,19 +419,6 @@ class EventLog:
         nxt = max(nxt, acked + 1)
         self._next = nxt + len(self.corrupt) * self.capacity
         self._resume = self._next  # _through holds until a page with a seq from here is written
-
-    def _read(self, name, limit, head):
-        """A record's payload if valid, None if absent; a corrupt one is noted, None."""
-        try:
-            data = self._records.read(name)
-        except RecordCorrupt:
-            data = False
-        if data is None:
-            return None
-        if data is not False and len(data) >= head and _valid_events(data[head:], limit):
-            return bytes(data)
-        self.corrupt.append(name)
-        return None
 
     # --- logging ------------------------------------------------------------------------
 

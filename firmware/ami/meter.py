@@ -57,10 +57,11 @@ _CONFIG = "config"
 _TX = "txctr"
 _RX = "rxfloor"
 _REKEY = "rekey"
-# Records whose rollback would reuse a nonce or a counter, resurrect a key or replay a
-# command: their generations are anchored outside the storage (ami.ports.anchor).
+# Records whose rollback would reuse a nonce or a counter, resurrect a key, replay a
+# command or close a relay the head end opened: their generations are anchored outside the
+# storage (ami.ports.anchor).
 ANCHORED = (KEYSTORE_RECORD, DEVNONCE_RECORD, _SESSION, _REKEY, _TX, _RX, CMDSTATE_RECORD,
-            GROUPS_RECORD)
+            GROUPS_RECORD, R.RECORD)
 REKEY_KEK_INFO = b"AMI rekey kek"
 _REJOIN_DELAY_MS = const(2000)
 _ZERO_COMMAND = const(1)

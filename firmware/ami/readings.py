@@ -54,7 +54,7 @@ prefix must not change over a device's life (max_queue may: the page size follow
 
 import struct
 
-from ami.link.records import RecordCorrupt, check_record_name
+from ami.link.records import check_record_name, read_valid
 from ami.runtime import const
 
 READING_LEN = const(16)
@@ -122,9 +122,10 @@ class ReadingQueue:
 
     def _load(self):
         n = self.slots
-        data = [self._read(self._names[i], _valid_page) for i in range(n)]
+        data = [read_valid(self._records, self._names[i], _valid_page, self.corrupt)
+                for i in range(n)]
         bad = len(self.corrupt)
-        hi = self._read(self._hi, _valid_hi)
+        hi = read_valid(self._records, self._hi, _valid_hi, self.corrupt)
         order = []  # (first seq, index) of the pages holding readings
         lasts = [-1] * n  # last seq of each page (-1: none known)
         top = -1
@@ -175,19 +176,6 @@ class ReadingQueue:
         self._cur = head
         self._buf = bytearray(data[head][_HEAD:]) if data[head] is not None else bytearray()
         self._lasts = lasts
-
-    def _read(self, name, valid):
-        """A record's payload if valid, None if absent; a corrupt one is noted, None."""
-        try:
-            data = self._records.read(name)
-        except RecordCorrupt:
-            data = False
-        if data is None:
-            return None
-        if data is not False and valid(data):
-            return bytes(data)
-        self.corrupt.append(name)
-        return None
 
     # --- the queue ---------------------------------------------------------------------
 

@@ -368,6 +368,44 @@ def test_cut_between_slot_write_and_anchor_advance_is_not_a_rollback():
             assert a.get("key") == gen and s.read("key") == b"v4"
 
 
+def test_torn_first_write_of_an_anchored_record_reads_as_never_written():
+    """No write of it ever completed (its anchor is zero): nothing can have been acted on,
+    so a lone torn slot is no record, at every byte; the next write starts it cleanly."""
+    payload = b"first payload"
+    size = OVERHEAD + len(payload)
+    for erase_first in (False, True):
+        for k in list(range(0, size, 3 if MICRO else 1)) + [size]:
+            f = FlashSim(erase_first=erase_first)
+            a = MemoryAnchor()
+            f.arm_cut(1, k)
+            raises(PowerCut, _anchored(f, a).write, "key", payload)
+            f.reboot()
+            s = _anchored(f, a, seed=b"after")
+            if k == size:  # complete, the anchor not advanced: one generation above it
+                assert s.read("key") == payload and s.generation("key") == 1, k
+                continue
+            assert f.read("key.a") is not None and s.read("key") is None, k
+            assert s.generation("key") == 0
+            assert s.write("key", b"again") == 1 and s.read("key") == b"again"
+            assert a.get("key") == 1
+
+
+def test_a_lone_bad_slot_is_corrupt_unless_the_anchor_proves_a_torn_first_write():
+    m = MemoryStorage()
+    a = MemoryAnchor()
+    r = _anchored(m, a)
+    r.write("key", b"v1")  # completed: its anchor is 1
+    m.write("key.a", _flip(m.read("key.a"), 30))
+    assert raises(RecordCorrupt, r.read, "key").reason == "record_corrupt"
+    # Unanchored (or no anchor port): nothing tells a torn first write from the only copy
+    # damaged, so it stays corrupt.
+    r.write("free", b"f1")
+    m.write("free.a", _flip(m.read("free.a"), 30))
+    assert raises(RecordCorrupt, r.read, "free").reason == "record_corrupt"
+    bare = RecordStore(m, KEY, DeterministicEntropy(b"x"), None, ("key",))
+    raises(RecordCorrupt, bare.read, "key")
+
+
 def test_unanchored_records_are_unaffected():
     m = MemoryStorage()
     a = MemoryAnchor()

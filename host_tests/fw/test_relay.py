@@ -2,6 +2,7 @@
 persistence, corrupt records and power cuts at every write and every byte."""
 
 from ami.link.records import RecordStore, derive_storage_key
+from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.gpio import SimRelay
@@ -389,6 +390,49 @@ def test_corrupt_record_opens_and_holds_the_relay():
         # The operation history is unknown: treated as full for an hour.
         _refused(c.reconnect(T0 + 3609, 2), "throttled", DISCONNECTED, 2)
         _ok(c.reconnect(T0 + 3610, 3), CONNECTED, "relay_close", "close", 3)
+
+
+def _anchored(storage, anchor):
+    _boots[0] += 1
+    entropy = DeterministicEntropy(b"relay%d" % _boots[0])
+    return RecordStore(storage, KEY, entropy, anchor, (RECORD,))
+
+
+def test_a_rolled_back_record_opens_the_relay():
+    """The meter anchors the relay record: a customer who puts back the flash image from
+    before a remote disconnect gets an open relay, not supply."""
+    storage, relay, anchor = MemoryStorage(), SimRelay(), MemoryAnchor()
+    RelayController(_anchored(storage, anchor), relay, REMOTE).boot(T0)
+    before = storage.snapshot()
+    c = RelayController(_anchored(storage, anchor), relay, REMOTE)
+    c.boot(T0 + 1)
+    _ok(c.disconnect(T0 + 2, 1), DISCONNECTED, "relay_open", "open", 1)
+    storage = MemoryStorage(before)
+    relay = SimRelay(closed=True)
+    c = RelayController(_anchored(storage, anchor), relay, REMOTE)
+    out = c.boot(T0 + 10)
+    assert out.status == "refused" and out.reason == "record_corrupt", out
+    assert out.op == "open" and c.state == DISCONNECTED and not relay.is_closed()
+
+
+def test_a_torn_first_write_boots_as_new():
+    """A cut inside the very first write of an anchored relay record, at any byte: no write
+    ever completed, so the meter boots as a new one (supply on), not as a corrupt one."""
+    flash, anchor = FlashSim(), MemoryAnchor()
+    snap = flash.snapshot()
+    RelayController(_anchored(flash, anchor), SimRelay(), REMOTE).boot(T0)
+    points = list(flash.cut_points(1))
+    assert len(points) > 30
+    for after, at in points:
+        flash, anchor = FlashSim(snap), MemoryAnchor()
+        flash.arm_cut(after, at)
+        raises(PowerCut, RelayController(_anchored(flash, anchor), SimRelay(), REMOTE).boot, T0)
+        flash.reboot()
+        relay = SimRelay(closed=False)
+        c = RelayController(_anchored(flash, anchor), relay, REMOTE)
+        out = c.boot(T0 + 5)
+        assert out.reason == "ok" and c.state == CONNECTED and relay.is_closed(), (at, out)
+        _consistent(c, relay, flash)
 
 
 class _FailingStorage(MemoryStorage):

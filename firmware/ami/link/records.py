@@ -18,6 +18,14 @@ written: a newest valid copy below its anchor, or no copy at all where the ancho
 was written, raises RecordRollback. A cut between the slot write and the advance leaves the
 record one generation above its anchor, which is allowed; the next write catches up.
 
+A torn first write. The one write with no copy before it is a record's first, so a cut in
+it leaves a lone slot that is not valid. For an anchored record whose anchor was never
+advanced no write ever completed, so nothing in it can have been acted on: the record reads
+as never written instead of RecordCorrupt (a record that did complete a write has an anchor
+above zero, so a lone bad slot of it stays RecordCorrupt). Unanchored records keep
+RecordCorrupt: nothing tells their torn first write from a damaged copy that was the only
+one.
+
 Erasure. `wipe(name)` writes an empty payload twice, so both slots hold tombstones and the
 previous contents are overwritten in place (a read then returns b""). The generation keeps
 counting, so a put-back copy of the erased contents is a rollback, not a restore.
@@ -181,10 +189,11 @@ class RecordStore:
         return gen
 
     def _scan(self, name):
-        """(any slot exists, newest slot index, its generation, its payload, payload of a
-        second valid copy with the same generation or None); generation None if none valid.
+        """(slots that count: 0 if none exists or the only one is an anchored record's torn
+        first write, newest slot index, its generation, its payload, payload of a second
+        valid copy with the same generation or None); generation None if none valid.
         Refreshes the remembered newest slot."""
-        found = False
+        found = 0
         best = None
         gen = None
         payload = None
@@ -193,7 +202,7 @@ class RecordStore:
             blob = self._storage.read(name + SLOTS[i])
             if blob is None:
                 continue
-            found = True
+            found += 1
             opened = self._open(name, blob)
             if opened is None:
                 continue
@@ -206,6 +215,8 @@ class RecordStore:
             self._last.pop(name, None)
         else:
             self._last[name] = (best, gen)
+        if gen is None and found == 1 and name in self._anchored and not self._anchor.get(name):
+            found = 0  # a torn first write: never written (module note)
         return found, best, gen, payload, other
 
     def _open(self, name, blob):
@@ -220,6 +231,22 @@ class RecordStore:
         except AuthError:
             return None
         return struct.unpack(">I", head[3:7])[0], data
+
+
+def read_valid(records, name, valid, corrupt):
+    """The payload of record name if valid(payload) holds, None if it is absent; one that is
+    corrupt or fails valid() reads as None and its name is appended to the list corrupt, for
+    owners that recover from a lost record by skipping ahead (event and reading pages)."""
+    try:
+        data = records.read(name)
+    except RecordCorrupt:
+        data = False
+    if data is None:
+        return None
+    if data is not False and valid(data):
+        return bytes(data)
+    corrupt.append(name)
+    return None
 
 
 def _aad(name, head):

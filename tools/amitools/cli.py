@@ -40,7 +40,7 @@ def _vectors(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    from amitools import bench, linkbench, wear
+    from amitools import bench, faults, linkbench, wear
 
     parser = argparse.ArgumentParser(prog="ami", description="AMI endpoint emulator tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     linkbench.add_parser(sub)
     wear.add_parser(sub)
+    faults.add_parser(sub)
     return parser
 
 

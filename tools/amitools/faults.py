@@ -1,0 +1,221 @@
+"""`ami faults`: the power-loss campaign, on CPython and on the MicroPython unix port.
+
+The campaign (`amitools.faultcampaign`, firmware dialect) cuts the power at every write and
+every byte of every write of each persistent store, reboots, and checks the invariants
+(docs/faults.md). Here it runs in-process on CPython and, per store, in a MicroPython unix
+port process (256K heap; 320K for the whole meter, which shares its process with the head
+end's half), from one provisioned node (`node_dir`); the reports are merged: top-level
+figures are sums over the runtimes, violations are prefixed with theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ami import crypto
+
+from amitools import REPO
+from amitools.runtimes import micropython_path, mpy_cross, run_micropython
+
+SCRIPT = Path(__file__).with_name("faultcampaign.py")
+# The modules the script imports; compiled with mpy-cross for the unix port, as firmware is
+# for a board: compiling 800 lines at run time would fragment a 256K heap.
+MODULES = ("faultengine", "faultstores", "faultmeter")
+RUNTIMES = ("cpython", "micropython")
+STORES = ("keystore", "counters", "join_nonces", "relay", "events", "commands", "queue", "meter")
+MP_HEAP = "256K"  # a board's budget (as the firmware tests run)
+# The whole-meter scenario's process holds, besides the meter (whose firmware leaves about
+# 70K of 256K free once imported), the head end's half of the link and the campaign's model:
+# it gets 64K more (docs/faults.md). The device code and its storage are the same.
+MP_METER_HEAP = "320K"
+MAX_LISTED = 20  # violations listed per store and runtime (faultengine.MAX_LISTED)
+
+
+def node_dir(out: Path) -> Path:
+    """A provisioned meter as `amitools.linkbench.node_dir` writes it (flash/, secret.bin,
+    he.key), plus what the campaign's head end and signer need: root.key (the registry's
+    copy of the device root key) and signer.key (key id (1) | private key (32))."""
+    from amitools import linkbench
+    from amitools.provision import SIGNER_KEY_ID, provision
+    from amitools.signer import hsm_kek
+
+    linkbench.node_dir(out)
+    prov = provision(1, 1_767_225_600, seed=7)  # linkbench.node_dir's system, again
+    kit = prov.devices[0]
+    if (out / "secret.bin").read_bytes() != kit.secret:
+        raise RuntimeError("linkbench.node_dir no longer provisions with seed 7")
+    signer = crypto.aes_key_unwrap(hsm_kek(prov.hsm), prov.signer_wrapped)
+    (out / "root.key").write_bytes(kit.root_key)
+    (out / "signer.key").write_bytes(bytes((SIGNER_KEY_ID,)) + signer)
+    return out
+
+
+def compile_modules(out: Path) -> Path:
+    """The campaign's modules compiled into out (only those older than their source)."""
+    tool = mpy_cross()
+    if tool is None:
+        raise FileNotFoundError("mpy-cross not found: set MPY_CROSS=/path/to/mpy-cross")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in MODULES:
+        src = SCRIPT.with_name(name + ".py")
+        dst = out / (name + ".mpy")
+        if not dst.exists() or dst.stat().st_mtime < src.stat().st_mtime:
+            subprocess.run([tool, "-o", str(dst), str(src)], check=True)
+    return out
+
+
+def run_cpython(step: int, stores: list[str], node: Path | None) -> dict[str, Any]:
+    """The campaign in this process."""
+    from amitools import faultcampaign
+
+    t = time.perf_counter()
+    report: dict[str, Any] = faultcampaign.run(step, stores, str(node) if node else None)
+    report["wall_seconds"] = round(time.perf_counter() - t, 2)
+    return report
+
+
+def run_micropython_stores(
+    step: int, stores: list[str], node: Path | None, jobs: int = 0
+) -> dict[str, Any]:
+    """The campaign on the unix port: one process per store (256K heap; the meter's 320K),
+    `jobs` at a time (0: one per core); their reports merged into one. Each process loads
+    only its scenario's module, precompiled (build/faults-mpy)."""
+    mpy = compile_modules(REPO / "build" / "faults-mpy")
+    micropython_path()  # brings build/mpy up to date once, before the parallel runs
+
+    def one(store: str) -> dict[str, Any]:
+        args = [str(SCRIPT), "--path", str(mpy), "--step", str(step), "--stores", store]
+        if node is not None:
+            args += ["--node", str(node)]
+        heap = MP_METER_HEAP if store == "meter" else MP_HEAP
+        proc = run_micropython(args, heap=heap, timeout=7200)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode or not lines:
+            why = ((proc.stderr.strip() or proc.stdout.strip()).splitlines() or ["no output"])[-1]
+            return {"failed": f"{store}: the unix port failed: {why}"}
+        result: dict[str, Any] = json.loads(lines[-1])
+        return result
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        parts = list(pool.map(one, stores))
+    report: dict[str, Any] = {
+        "runtime": "micropython", "backend": "portable", "step": step, "cut_points": 0,
+        "torn_writes": 0, "reboots": 0, "violations": [], "by_store": {}, "seconds": 0.0,
+    }
+    for store, part in zip(stores, parts, strict=True):
+        if "failed" in part:
+            report["violations"].append(part["failed"])
+            report["by_store"][store] = {"cut_points": 0, "torn_writes": 0, "reboots": 0,
+                                         "writes": 0, "violations": 1, "seconds": 0.0}
+            continue
+        report["backend"] = part["backend"]
+        for key in ("cut_points", "torn_writes", "reboots", "seconds"):
+            report[key] += part[key]
+        report["violations"] += part["violations"]
+        report["by_store"].update(part["by_store"])
+    report["seconds"] = round(report["seconds"], 2)
+    report["wall_seconds"] = round(time.perf_counter() - t, 2)
+    return report
+
+
+def merge(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One report from the runtimes' reports (see the module docstring)."""
+    out: dict[str, Any] = {"cut_points": 0, "torn_writes": 0, "reboots": 0, "violations": [],
+                           "by_store": {}, "runtimes": runs}
+    for runtime, r in runs.items():
+        for key in ("cut_points", "torn_writes", "reboots"):
+            out[key] += r[key]
+        out["violations"] += [f"{runtime}: {v}" for v in r["violations"]]
+        for store, s in r["by_store"].items():
+            acc = out["by_store"].setdefault(
+                store, {"cut_points": 0, "torn_writes": 0, "reboots": 0, "violations": 0}
+            )
+            for key in acc:
+                acc[key] += s[key]
+    return out
+
+
+def campaign(
+    step: int = 1,
+    runtimes: tuple[str, ...] = RUNTIMES,
+    stores: list[str] | None = None,
+    jobs: int = 0,
+) -> dict[str, Any]:
+    """The whole campaign over the given runtimes and stores (default all)."""
+    names = list(stores or STORES)
+    for name in names:
+        if name not in STORES:
+            raise ValueError(f"unknown store {name!r} (stores: {', '.join(STORES)})")
+    runs: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        node = node_dir(Path(tmp)) if "meter" in names else None
+        if "cpython" in runtimes:
+            runs["cpython"] = run_cpython(step, names, node)
+        if "micropython" in runtimes:
+            runs["micropython"] = run_micropython_stores(step, names, node, jobs)
+    return merge(runs)
+
+
+def summary(report: dict[str, Any], limit: int = 30) -> str:
+    """A short table: per store and runtime, then totals and the first violations."""
+    rows = [("store", "runtime", "cut points", "torn writes", "reboots", "violations", "s")]
+    for runtime, r in report["runtimes"].items():
+        for store, s in r["by_store"].items():
+            rows.append((store, runtime, str(s["cut_points"]), str(s["torn_writes"]),
+                         str(s["reboots"]), str(s["violations"]), f"{s['seconds']:.1f}"))
+    total = sum(s["violations"] for s in report["by_store"].values())
+    rows.append(("total", "", str(report["cut_points"]), str(report["torn_writes"]),
+                 str(report["reboots"]), str(total), ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        cells += [row[i].rjust(widths[i]) for i in range(2, len(row))]
+        lines.append("  ".join(cells))
+    for runtime, r in report["runtimes"].items():
+        lines.append(f"{runtime} ({r['backend']}): {r['wall_seconds']} s wall, step {r['step']}")
+    violations = report["violations"]
+    if violations:
+        lines.append(f"{total} violation(s): runs (cut points) where an invariant failed; the "
+                     f"first of each run, at most {MAX_LISTED} per store and runtime listed:")
+        lines += ["  " + v for v in violations[:limit]]
+        if len(violations) > limit:
+            lines.append(f"  ... and {len(violations) - limit} more (see --json)")
+    else:
+        lines.append("no violations")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """`ami faults`: run, print the summary, write JSON; 1 if any violation."""
+    runtimes = RUNTIMES if args.runtime == "both" else (args.runtime,)
+    stores = [s for s in args.stores.split(",") if s] if args.stores else None
+    report = campaign(args.step, runtimes, stores, args.jobs)
+    print(summary(report))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if report["violations"] else 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register `ami faults`."""
+    p = sub.add_parser("faults", help="power-loss campaign: a cut at every write and byte")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--step", type=int, default=1,
+                   help="cut every N-th byte of each write (and its last): 1 is the full run")
+    p.add_argument("--runtime", choices=("cpython", "micropython", "both"), default="both")
+    p.add_argument("--stores", metavar="A,B", help="only these stores: " + ",".join(STORES))
+    p.add_argument("--jobs", type=int, default=0,
+                   help="MicroPython processes at a time (0: one per core)")
+    p.set_defaults(func=run)

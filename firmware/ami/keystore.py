@@ -14,7 +14,9 @@ public key, head-end EUI and public key. Each key is a T_KEY entry
 class ROOT (16-byte AES root key), DEVICE (32-byte P-256 private key) or SIGNER (65-byte
 public key of a command signer, id = its key id); usage flags say what the API may do with
 it; state ACTIVE, PENDING (delivered, waiting for confirmation) or RETIRING (still accepted
-until `expires`, in seconds). Unknown tags are kept, so a later image can add fields.
+until `expires`, in seconds). A PENDING root's `expires` counts the joins begun with it,
+persisted before each one, so reboots never give it more than ROOT_ATTEMPTS tries. Unknown
+tags are kept, so a later image can add fields.
 """
 
 import struct
@@ -45,7 +47,7 @@ PENDING = 2
 RETIRING = 3
 
 ROOT_KEK_INFO = b"AMI root kek"
-ROOT_ATTEMPTS = 3  # joins tried with a pending root before falling back to the active one
+ROOT_ATTEMPTS = 3  # joins begun with a pending root before falling back to the active one
 
 _SIZES = {T_EUI: 8, T_HE_EUI: 8, T_CA_PUBLIC: 65, T_HE_PUBLIC: 65}
 _REQUIRED = (T_EUI, T_CERT, T_CA_PUBLIC, T_HE_EUI, T_HE_PUBLIC)
@@ -108,7 +110,7 @@ def decode(data):
         tag = data[i]
         length = int.from_bytes(data[i + 1 : i + 3], "big")
         value = bytes(data[i + 3 : i + 3 + length])
-        if i + 3 + length > n:
+        if tag == 0 or i + 3 + length > n:
             raise KeystoreError("keystore_malformed")
         i += 3 + length
         if tag == T_KEY:
@@ -147,7 +149,6 @@ class Keystore:
         if self._find(ROOT, ACTIVE) is None or self._find(DEVICE, ACTIVE) is None:
             raise KeystoreError("keystore_malformed")
         self._join_root = self._find(ROOT, ACTIVE)
-        self.root_attempts = 0  # failed joins with the pending root since it arrived
 
     @classmethod
     def load(cls, records):
@@ -208,13 +209,20 @@ class Keystore:
 
     def begin_join(self):
         """Choose the root key of the next join: a pending root (to confirm it) while it
-        has attempts left, else the active one. Returns the chosen generation."""
+        has attempts left, its count persisted first; else the active one, and a pending
+        root that used up its attempts is dropped (the head end never took it). Returns
+        (generation chosen, True if a pending root was dropped)."""
         pending = self._find(ROOT, PENDING)
-        if pending is not None and self.root_attempts < ROOT_ATTEMPTS:
-            self._join_root = pending
-        else:
-            self._join_root = self._find(ROOT, ACTIVE)
-        return self._join_root[4]
+        self._join_root = self._find(ROOT, ACTIVE)
+        if pending is None:
+            return self._join_root[4], False
+        if pending[5] >= ROOT_ATTEMPTS:
+            self._save([e for e in self._keys if e is not pending])
+            return self._join_root[4], True
+        tried = pending[:5] + [pending[5] + 1, pending[6]]
+        self._save([tried if e is pending else e for e in self._keys])
+        self._join_root = tried
+        return tried[4], False
 
     def join_mic(self, covered):
         """The JOIN_REQUEST mic under the key derived from the join's root key."""
@@ -236,20 +244,6 @@ class Keystore:
         keys.append([ROOT, k[1], k[2], ACTIVE, k[4], 0, k[6]])
         self._save(keys, erase=True)
         self._join_root = keys[-1]
-        self.root_attempts = 0
-        return True
-
-    def join_failed(self):
-        """A join with the pending root failed; after ROOT_ATTEMPTS the pending root is
-        dropped (the head end never got it): returns True then."""
-        if self._join_root[3] != PENDING:
-            return False
-        self.root_attempts += 1
-        if self.root_attempts < ROOT_ATTEMPTS:
-            return False
-        self._save([e for e in self._keys if not (e[0] == ROOT and e[3] == PENDING)])
-        self._join_root = self._find(ROOT, ACTIVE)
-        self.root_attempts = 0
         return True
 
     def install_root(self, generation, wrapped):
@@ -268,7 +262,6 @@ class Keystore:
         keys = [e for e in self._keys if not (e[0] == ROOT and e[3] == PENDING)]
         keys.append([ROOT, 0, _USAGE[ROOT], PENDING, generation, 0, root])
         self._save(keys)
-        self.root_attempts = 0
         return None
 
     def install_signer(self, key_id, public, old_id, grace_s, now_s):

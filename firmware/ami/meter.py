@@ -62,6 +62,8 @@ _REKEY = "rekey"
 # storage (ami.ports.anchor).
 ANCHORED = (KEYSTORE_RECORD, DEVNONCE_RECORD, _SESSION, _REKEY, _TX, _RX, CMDSTATE_RECORD,
             GROUPS_RECORD, R.RECORD)
+# Records that hold keys: erased by a zeroization, levelled at boot (Meter._level_secrets).
+_SECRETS = (KEYSTORE_RECORD, _SESSION, _REKEY, GROUPS_RECORD)
 REKEY_KEK_INFO = b"AMI rekey kek"
 _REJOIN_DELAY_MS = const(2000)
 _ZERO_COMMAND = const(1)
@@ -142,6 +144,7 @@ class Meter:
                                    notice_required=self.cfg.notice_required)
         self.commands = CommandExecutor(verifier, self.relay, self.events, self._lifecycle)
         self._load_state()
+        self._level_secrets()
 
     # ---- persistence -------------------------------------------------------------------
 
@@ -174,6 +177,21 @@ class Meter:
                     self.state = IDLE
         if self._session is not None:
             self._restore_rekey()
+
+    def _level_secrets(self):
+        """Bring the older slot of every key record level with the newest, so that keys a
+        write replaced or erased (a join's previous session, a compromise rejoin or a root
+        promotion cut between its two writes) do not outlive the next boot. Costs a write
+        only where the slots differ."""
+        for name in _SECRETS:
+            try:
+                data = self._records.read(name)
+                if data is not None:
+                    self._records.overwrite(name, data)
+            except RecordCorrupt:
+                pass  # counted where the record is used
+            except OSError:
+                self._count("storage")
 
     @property
     def next_seq(self):
@@ -323,7 +341,10 @@ class Meter:
         self.state = JOINING
         self._drop_rekey()
         self._wake["confirm"] = self._now + self.cfg.join_timeout_ms
-        self.keys.begin_join()  # a delivered root key is tried first, to confirm it
+        # A delivered root key is tried first, to confirm it, ROOT_ATTEMPTS times at most.
+        if self.keys.begin_join()[1]:
+            # The head end never took the delivered root key: back to the active one.
+            self.events.log(self._now // 1000, KEY_FALLBACK, 1)
         return [self._join.request()]
 
     def _on_confirm(self):
@@ -334,9 +355,6 @@ class Meter:
             self._pending = None
             self.state = IDLE if self._session is None else ACTIVE
             self._wake["join"] = self._now + self._backoff()
-            if self.keys.join_failed():
-                # The head end never took the delivered root key: back to the active one.
-                self.events.log(self._now // 1000, KEY_FALLBACK, 1)
         return []
 
     def _on_join_response(self, fr):
@@ -730,7 +748,7 @@ class Meter:
     def _wipe_secrets(self):
         """Key store first (it marks the device zeroized, so a boot after a cut finishes
         the rest), then the session, pending and group keys."""
-        for name in (KEYSTORE_RECORD, _SESSION, _REKEY, GROUPS_RECORD):
+        for name in _SECRETS:
             self._records.wipe(name)
 
     # ---- helpers -----------------------------------------------------------------------

@@ -67,11 +67,13 @@ relay reads back as already there: a latching relay's contacts may differ from t
 That completes an operation a power cut interrupted between the write and the move, and is
 neither throttled nor counted. No record (first boot): `policy.fresh_state` is written and
 applied (applied even if the write fails; boot then answers refused "storage"). A corrupt
-record (tampering: a torn write always leaves the other copy) opens the relay and writes
+record (tampering: a torn write always leaves the other copy, and the anchored record's
+torn first write reads as no record) opens the relay and writes
 DISCONNECTED with a full operation history (no close for an hour): a disconnect the meter
-can no longer read is never forgotten. An attacker who deletes both slots gets the fresh
-state, as one who restores an old pair of slots gets the old state (see
-`ami.link.records`); deployments worried by deletion can use fresh_state ARMED.
+can no longer read is never forgotten. The meter anchors this record (`ami.meter.ANCHORED`),
+so deleting both slots or putting back an old pair of them reads as a rollback, which opens
+the relay the same way; without an anchor port, deletion gives the fresh state and an old
+pair the old state (see `ami.link.records`).
 """
 
 import struct

@@ -179,6 +179,7 @@ def test_malformed_images_are_rejected():
                + [good_root, good_dev]),
         encode(_identity()[:3] + [(T_HE_EUI, HE + b"\x00")] + _identity()[4:]
                + [good_root, good_dev]),
+        encode(_identity([good_root, good_dev])) + b"\x00\x00\x00",  # tag 0: encode refuses
     ]
     for bad in cases:
         assert raises(KeystoreError, decode, bad).reason == "keystore_malformed", bad
@@ -254,7 +255,7 @@ def test_keys_stay_inside():
     # What it does with them: sign, derive and mic under the right keys.
     sig = ks.sign(b"message")
     assert crypto.ecdsa_verify(crypto.p256_public_key(DEV), b"message", sig)
-    assert ks.begin_join() == 1
+    assert ks.begin_join() == (1, False)
     assert ks.join_mic(COVERED) == request_mic(mic_key(ROOT1), COVERED)
     assert ks.derive(b"ikm", b"info", 48) == crypto.hkdf_sha256(b"ikm", ROOT1, b"info", 48)
     assert ks.signers(NOW) == {3: SIGNER_PUB}
@@ -301,7 +302,7 @@ def test_delivered_root_is_pending_until_a_join_confirms_it():
     ks = Keystore.load(_records(storage, anchor, seed=b"reboot"))  # it survives a reboot
     assert ks.pending_root() == 2 and ks.generation(ROOT) == 1
     # The next join tries the delivered root.
-    assert ks.begin_join() == 2
+    assert ks.begin_join() == (2, False)
     assert ks.join_mic(COVERED) == request_mic(mic_key(ROOT2), COVERED)
     assert ks.derive(b"ikm", b"info", 16) == crypto.hkdf_sha256(b"ikm", ROOT2, b"info", 16)
     assert ks.join_confirmed() is True
@@ -320,7 +321,7 @@ def test_delivered_root_is_pending_until_a_join_confirms_it():
         assert ROOT1 not in plain, suffix
     # Later joins use it, and the next delivery is wrapped under it.
     ks = Keystore.load(records)
-    assert ks.begin_join() == 2
+    assert ks.begin_join() == (2, False)
     assert ks.join_mic(COVERED) == request_mic(mic_key(ROOT2), COVERED)
     assert ks.install_root(3, _wrap_root(ROOT1, under=ROOT1)) == "unwrap_failed"
     assert ks.install_root(3, _wrap_root(ROOT1, under=ROOT2)) is None
@@ -333,8 +334,7 @@ def test_join_under_the_active_root_leaves_a_pending_one_alone():
     ks.install_root(2, _wrap_root(ROOT2))
     assert ks.join_confirmed() is False
     assert ks.pending_root() == 2 and ks.generation(ROOT) == 1
-    assert ks.join_failed() is False  # a failure with the active root counts nothing
-    assert ks.root_attempts == 0
+    assert _pending_count(records) == 0  # a join under the active root counts nothing
 
 
 def test_bad_deliveries_are_refused_and_change_nothing():
@@ -358,32 +358,40 @@ def test_bad_deliveries_are_refused_and_change_nothing():
     assert records.generation(RECORD) == gen and ks.pending_root() is None
 
 
-def test_pending_root_falls_back_after_root_attempts_failed_joins():
+def _pending_count(records):
+    """Joins begun with the pending root, as persisted (its `expires` field)."""
+    (k,) = [k for k in decode(records.read(RECORD))[1] if k[0] == ROOT and k[3] == PENDING]
+    return k[5]
+
+
+def test_pending_root_falls_back_after_root_attempts_joins_even_across_reboots():
     storage, anchor, records = _provisioned()
     ks = Keystore.load(records)
     assert ks.install_root(2, _wrap_root(ROOT2)) is None
     for i in range(ROOT_ATTEMPTS):
-        assert ks.begin_join() == 2
+        gen = records.generation(RECORD)
+        assert ks.begin_join() == (2, False)
+        # Counted before the request leaves: a reboot mid-join spends the attempt.
+        assert _pending_count(records) == i + 1 and records.generation(RECORD) == gen + 1
         assert ks.join_mic(COVERED) == request_mic(mic_key(ROOT2), COVERED)
-        assert ks.join_failed() is (i == ROOT_ATTEMPTS - 1), i
-    assert ks.pending_root() is None and ks.generation(ROOT) == 1
-    assert ks.begin_join() == 1
+        ks = Keystore.load(_records(storage, anchor, seed=b"boot%d" % i))
+    # Attempts used up: the next join drops the pending root and uses the active one.
+    assert ks.begin_join() == (1, True)
     assert ks.join_mic(COVERED) == request_mic(mic_key(ROOT1), COVERED)
-    assert ks.join_failed() is False
     assert ks.join_confirmed() is False and ks.generation(ROOT) == 1
     ks = Keystore.load(_records(storage, anchor, seed=b"reboot"))
-    assert ks.pending_root() is None and ks.begin_join() == 1
+    assert ks.pending_root() is None and ks.begin_join() == (1, False)
     assert ROOT2 not in records.read(RECORD)
-    # A new delivery starts a fresh count, even after failures with the one it replaces.
+    # A new delivery starts a fresh count, even after joins with the one it replaces.
     assert ks.install_root(3, _wrap_root(ROOT2)) is None
     for _ in range(ROOT_ATTEMPTS - 1):
-        assert ks.begin_join() == 3
-        assert ks.join_failed() is False
+        assert ks.begin_join() == (3, False)
     assert ks.install_root(4, _wrap_root(ROOT2)) is None
+    assert _pending_count(records) == 0
     for _ in range(ROOT_ATTEMPTS - 1):
-        assert ks.begin_join() == 4
-        assert ks.join_failed() is False
-    assert ks.begin_join() == 4 and ks.join_confirmed() is True and ks.generation(ROOT) == 4
+        assert ks.begin_join() == (4, False)
+    assert ks.begin_join() == (4, False) and ks.join_confirmed() is True
+    assert ks.generation(ROOT) == 4 and ks.pending_root() is None
 
 
 # --- command signers -----------------------------------------------------------------------

@@ -195,6 +195,29 @@ def test_compromise_rejoin_erases_session_group_and_pending_keys():
     assert r.receive(down(2, messages.encode_get(1, 1)), T0 + 2000)[0] == "unknown_key"
 
 
+def test_a_boot_levels_key_records_a_cut_left_uneven():
+    """A compromise rejoin or a wipe cut between its two writes leaves the old keys in the
+    older slot: the next boot overwrites them; a boot with nothing uneven writes nothing."""
+    anchor = MemoryAnchor()
+    storage = _provision(MemoryStorage(), anchor)
+    r = _records(storage, anchor)
+    r.write("session", GEN.to_bytes(4, "big"))  # the first of the two writes, then the cut
+    r.write("rekey", b"")
+    r.write("groups", b"")
+    assert K_UP + K_DOWN in _slots(storage, "session")[0]
+    m = _meter(storage, anchor)
+    assert m.state == IDLE and m.groups.ids() == [] and m._pending is None
+    nonce = GEN.to_bytes(4, "big")
+    assert _slots(storage, "session") == [nonce, nonce]
+    assert _slots(storage, "rekey") == [b"", b""] and _slots(storage, "groups") == [b"", b""]
+    assert _slots(storage, "keystore")[1] is None  # written once: nothing older to erase
+    for value in (K_UP, K_DOWN, GROUP_KEY, PENDING_KEYS):
+        assert _leftover(storage, [value]) is None
+    writes = storage.writes()
+    _meter(storage, anchor, boot=1)
+    assert storage.writes() == writes
+
+
 def _cut(write_no, at_byte):
     """Provision, boot, cut the tamper zeroization at (write_no, at_byte), power back on.
     Returns (flash, anchor, needles), or None if the zeroization has fewer writes."""

@@ -125,27 +125,27 @@ class RecordStore:
 
     def overwrite(self, name, payload):
         """Write payload into both slots, so no slot keeps the previous contents (erased
-        keys). A cut between the two leaves the new copy and one older one."""
-        self.write(name, payload)
-        return self.write(name, payload)
+        keys), skipping the slots that already hold it: repeating an overwrite a power cut
+        interrupted (a cut between the two writes leaves the older copy) costs only what is
+        left, and nothing once it is done."""
+        for _ in SLOTS:
+            if self._holds_only(name, payload):
+                return
+            self.write(name, payload)
 
     def wipe(self, name):
-        """Overwrite both slots with empty payloads (see Erasure in the module note) unless
-        both already are: repeating a wipe a power cut interrupted costs only what is left."""
-        for _ in SLOTS:
-            if self._wiped(name):
-                return
-            self.write(name, b"")
+        """Overwrite both slots with empty payloads (see Erasure in the module note)."""
+        self.overwrite(name, b"")
 
-    def _wiped(self, name):
-        """True if every slot is absent or a valid empty copy (a torn or foreign slot may
-        still hold old ciphertext, readable with the storage key)."""
+    def _holds_only(self, name, payload):
+        """True if every slot is absent or a valid copy of payload (a torn or foreign slot
+        may still hold old ciphertext, readable with the storage key)."""
         for suffix in SLOTS:
             blob = self._storage.read(name + suffix)
             if blob is None:
                 continue
             opened = self._open(name, blob)
-            if opened is None or opened[1]:
+            if opened is None or opened[1] != payload:
                 return False
         return True
 

@@ -44,7 +44,8 @@ class LifecycleCampaign:
         self.stolen = local[-1] if local else None
         self.theft = KeyTheft(fleet, self.stolen, campaign.other)
         self.envelopes: dict[str, tuple[bytes, bytes]] = {}  # operation -> (meter, envelope)
-        self.signer_rotation: dict[bytes, bytes] = {}
+        self.signer_rotation: dict[bytes, bytes] = {}  # meter -> its latest envelope
+        self.signer_params: tuple = ()
         self.new_signer: Signer | None = None
         self.group_members = 0
         self.group_stragglers = 0
@@ -66,6 +67,7 @@ class LifecycleCampaign:
             (start + 19 * m, lambda: self._again("root_rotation", self.rotate_root)),
             (start + 22 * m, lambda: self._again("root_rotation", self.rotate_root)),
             (start + 25 * m, self.rotate_signer),
+            (start + 29 * m, self.resend_signer_rotation),
             (start + 32 * m, self.rotate_group_key),
             (start + 35 * m, self.switch_signer),
             (start + 39 * m, self.finish_group_rotation),
@@ -117,13 +119,26 @@ class LifecycleCampaign:
             self.fleet.prov.hsm, NEW_SIGNER_KEY_ID, self.signer.counters,
             random_bytes=DeterministicEntropy(b"signer2/%d" % self.fleet.opts.seed).random_bytes,
         )
-        params = (E.KC_SIGNER, NEW_SIGNER_KEY_ID, 1, SIGNER_GRACE_S,
-                  compress_point(self.new_signer.public_key))
-        for eui in self.fleet.meters:
-            if self.he.devices[eui].session is not None:
-                env = self.sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui, params)
-                self.signer_rotation[eui] = env
-                self.he.send_command(eui, env)
+        self.signer_params = (E.KC_SIGNER, NEW_SIGNER_KEY_ID, 1, SIGNER_GRACE_S,
+                              compress_point(self.new_signer.public_key))
+        self._send_signer_rotation([e for e in self.fleet.meters
+                                    if self.he.devices[e].session is not None])
+
+    def resend_signer_rotation(self) -> None:
+        """Meters whose answer never came (the command or the answer lost on the air) get
+        the new signer again, in a new envelope, before the signing service switches."""
+        results = self.he.command_results
+        silent = [eui for eui, env in self.signer_rotation.items()
+                  if results.get((eui, E.decode(env).counter)) is None
+                  and self.he.devices[eui].session is not None]
+        self.retries += len(silent)
+        self._send_signer_rotation(silent)
+
+    def _send_signer_rotation(self, meters: list[bytes]) -> None:
+        for eui in meters:
+            env = self.sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui, self.signer_params)
+            self.signer_rotation[eui] = env
+            self.he.send_command(eui, env)
         self.fleet.medium.poke(self.he.address)
 
     def switch_signer(self) -> None:

@@ -187,3 +187,22 @@ def test_tamper_erases_secrets(fleet: Fleet) -> None:
     f.reboot(eui)
     run(f, 10 * MIN_MS)
     assert f.meter_info(f.meters[eui].node)[4].get("zeroized") == 1
+
+
+def test_an_answer_to_a_copied_envelope_is_kept_apart(fleet: Fleet) -> None:
+    """A COMMAND_RESULT carries only the envelope's counter and command. One meter's envelope
+    copied to another is refused there (wrong_target) under a counter that may be the
+    other's own: the head end takes results only for commands it sent to that meter."""
+    f = fleet
+    a, b = list(f.meters)
+    sign = signer_for(f)
+    env_b = f.headend.rekey(b, sign)
+    send(f)
+    assert result(f, b, env_b)[:2] == (E.KEY_CHANGE, 0)
+    env_a = sign(E.DISCONNECT, E.TARGET_DEVICE, a, ())
+    assert E.decode(env_a).counter == E.decode(env_b).counter  # per-target counters collide
+    f.headend.send_command(b, env_a)
+    send(f)
+    assert result(f, b, env_b)[:2] == (E.KEY_CHANGE, 0)  # not overwritten by the refusal
+    assert f.headend.stats["stray_result"] == 1
+    assert (a, E.decode(env_a).counter) not in f.headend.command_results

@@ -229,7 +229,10 @@ class CommandCampaign:
             self.attacks["group_key_forgery"] = dict(forged)
         return {
             "commands": {"sent": self.sent, "executed": executed, "refused": refused,
-                         "refused_by_signer_policy": dict(self.policy_refusals)},
+                         "refused_by_signer_policy": dict(self.policy_refusals),
+                         # answers to envelopes the head end never sent to that meter
+                         # (copied or forged ones): kept apart from the results
+                         "stray_results": self.he.stats["stray_result"]},
             "relay": dict(sorted(relay.items())),
             "attacks": self.attacks,
             "victim_relay": STATE_NAMES[self.fleet.meter_info(self.victim.node)[3]],

@@ -27,7 +27,8 @@ def summary(r: dict) -> str:
         c = r["commands"]
         lines.append(
             f"commands: sent {c['sent']}, executed {c['executed']}, refused {c['refused']}; "
-            f"refused by the signer's policy: {c['refused_by_signer_policy']}"
+            f"refused by the signer's policy: {c['refused_by_signer_policy']}; "
+            f"answers to envelopes not sent to that meter: {c['stray_results']}"
         )
         lines.append(f"relays: {r['relay']}")
         lines.append(f"security events logged on meters: {r['events']}")

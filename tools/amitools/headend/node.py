@@ -147,6 +147,12 @@ class HeadEnd:
         self.responses: dict[tuple[bytes, int], tuple[int, int, int]] = {}
         # COMMAND_RESULT per (device, command counter): (command, status, relay_state, reason)
         self.command_results: dict[tuple[bytes, int], tuple[int, int, int, int]] = {}
+        # Commands sent and not yet answered: (device, counter) -> command code. A result is
+        # taken only for a command sent to that device: an answer to an envelope meant for
+        # another target (a copied one, refused as wrong_target) carries that envelope's
+        # counter, which may equal one of this device's own (stats "stray_result"; a
+        # forged broadcast's answers are strays too).
+        self.outstanding: dict[tuple[bytes, int], int] = {}
         self.groups: dict[bytes, Group] = {}
         self.monitor = SecurityMonitor()
         self._req_id = 0
@@ -248,6 +254,12 @@ class HeadEnd:
 
     def send_command(self, eui: bytes, envelope: bytes) -> None:
         """Queue a signed command envelope to one device (its answer: command_results)."""
+        try:
+            env = E.decode(envelope)
+        except E.CommandError:  # a malformed one (an attack): its answer is a stray
+            env = None
+        if env is not None and env.target_kind == E.TARGET_DEVICE and env.target == eui:
+            self.outstanding[(eui, env.counter)] = env.command
         self._queue_down(eui, messages.encode_command(envelope))
 
     def add_to_group(self, group_id: bytes, eui: bytes) -> None:
@@ -265,6 +277,9 @@ class HeadEnd:
     def broadcast(self, group_id: bytes, envelope: bytes) -> None:
         """Send a signed command to a whole group in one frame under the group key."""
         g = self.groups[group_id]
+        env = E.decode(envelope)
+        for eui in g.members:
+            self.outstanding[(eui, env.counter)] = env.command
         fcnt = g.fcnt
         g.fcnt += 1
         self.outbox.append(
@@ -403,7 +418,15 @@ class HeadEnd:
             return None, []
         if mtype == messages.COMMAND_RESULT:
             counter, command, status, state, reason = fields
-            self.command_results[(dev.eui, counter)] = (command, status, state, reason)
+            key = (dev.eui, counter)
+            if self.outstanding.get(key) != command:
+                # An answer again (its uplink repeated), or to a command not sent to it.
+                seen = self.command_results.get(key)
+                again = seen is not None and seen[0] == command
+                self.stats["duplicate_result" if again else "stray_result"] += 1
+                return None, []
+            del self.outstanding[key]
+            self.command_results[key] = (command, status, state, reason)
             return None, self._on_result(dev, counter, status == 0)
         if mtype == messages.EVENTS:
             events = fields[0]

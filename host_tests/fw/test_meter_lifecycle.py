@@ -137,7 +137,8 @@ def test_tamper_zeroizes_and_the_log_survives_the_reboot():
     assert m.receive(down(1, messages.encode_get(1, 1)), T0 + 6000) == ("unprovisioned", [])
     _assert_erased(storage, needles)
     (ev,) = _zeroized_events(m)
-    assert ev[1] == NOW + 5 and ev[3] == CRITICAL and ev[4] == 2  # detail 2: tamper input
+    assert ev[1] == NOW + 5 and ev[3] == CRITICAL
+    assert ev[4] >> 14 == 2 and ev[4] & 0x3FFF == 1  # the tamper input; key store generation
     # After a reboot: still erased, still refusing, and the event is still in the log (and
     # pending: it goes upstream once the meter is provisioned again).
     writes = storage.writes()
@@ -152,6 +153,15 @@ def test_tamper_zeroizes_and_the_log_survives_the_reboot():
     # The tamper input firing again on an erased meter is logged, nothing else.
     r.tamper(T0 + 70000)
     assert len(_zeroized_events(r)) == 2 and r.state == UNPROVISIONED
+    # Provisioned again (a newer key store generation): the alarms still pending name the
+    # erased generation, so this boot keeps the new key store.
+    _records(storage, anchor).write("keystore", image(
+        EUI, bytes(116), crypto.p256_public_key(b"\x66" * 32), HE,
+        crypto.p256_public_key(b"\x77" * 32), ROOT, DEVICE_KEY, ((KEY_ID, SIGNER_PUB),),
+    ))
+    p = _meter(storage, anchor, boot=2)
+    assert p.keys is not None and p.state == IDLE and len(_zeroized_events(p)) == 2
+    assert [d >> 14 for d in p.events.pending_details(ZEROIZED)] == [2, 2]
 
 
 def test_decommission_answers_under_the_old_keys_then_zeroizes():
@@ -168,7 +178,7 @@ def test_decommission_answers_under_the_old_keys_then_zeroizes():
     assert m.state == UNPROVISIONED and m.keys is None
     _assert_erased(storage, needles)
     (ev,) = _zeroized_events(m)
-    assert ev[4] == 1  # detail 1: the command
+    assert ev[4] >> 14 == 1  # the command
     r = _meter(storage, anchor, boot=1)
     assert r.state == UNPROVISIONED and len(_zeroized_events(r)) == 1
 
@@ -273,13 +283,13 @@ def test_power_cut_at_every_write_of_a_zeroization():
             flash, anchor, r, needles = case
             where = (write_no, at_byte, log[write_no - 1][0])
             if r.state != UNPROVISIONED:
-                # Cut before the key store's first tombstone was complete: nothing erased.
+                # Cut before the log entry was complete: nothing logged, nothing erased.
                 provisioned += 1
+                assert write_no == 1 and at_byte < size, where
                 assert r.keys is not None and r.state == ACTIVE, where
                 assert r.groups.ids() == [GID] and r._pending is not None, where
                 assert _records(flash, anchor).read("keystore"), where
-                if write_no > 1 or at_byte == size:  # the log entry landed: it stays
-                    assert len(_zeroized_events(r)) == 1, where
+                assert _zeroized_events(r) == [], where
                 assert r.receive(down(1, messages.encode_get(1, 1)), T0 + 9000)[0] is None
                 continue
             zeroized += 1
@@ -289,37 +299,41 @@ def test_power_cut_at_every_write_of_a_zeroization():
             assert r.receive(down(1, messages.encode_get(1, 1)), T0 + 9000)[0] == "unprovisioned"
     assert provisioned and zeroized
     case = r = flash = None
-    # Tearing the last write of the key store tombstone is the boundary: complete = erased.
-    first = [i for i in range(len(log)) if log[i][0].startswith("keystore")][0]
-    assert _cut_case(first + 1, log[first][1] - 1)[2].state == ACTIVE
-    assert _cut_case(first + 1, log[first][1])[2].state == UNPROVISIONED
+    # The log entry is the commit point: torn, nothing happened; complete, the next boot
+    # finishes the erasure.
+    assert log[0][0].startswith("ev.al")
+    assert _cut_case(1, log[0][1] - 1)[2].state == ACTIVE
+    assert _cut_case(1, log[0][1])[2].state == UNPROVISIONED
 
 
 def test_a_cut_during_the_boot_that_finishes_a_zeroization():
     """The erasure a boot resumes can itself be cut at any of its writes; every later boot
-    is still zeroized and the one that completes leaves nothing behind."""
-    # The tamper is logged before anything is erased: cut right after that, the meter is
-    # still provisioned, with the zeroization on record.
-    _, _, r, _ = _cut_case(2, 0)
-    assert r.state == ACTIVE and len(_zeroized_events(r)) == 1
-    # Cut right after the first tombstone: the boot has the rest to do.
-    flash, anchor, _ = _cut(3, 0)
-    flash.clear_log()
-    _meter(flash, anchor, boot=1)
-    left = len(flash.write_log)
-    assert left == 7  # the other key store slot, then session, pending keys and groups
-    for write_no in range(1, left + 1):
-        for at_byte in (0, 20, 36):
-            r = flash = None
-            flash, anchor, needles = _cut(3, 0)
-            flash.clear_log()
-            flash.arm_cut(write_no, at_byte)
-            raises(PowerCut, _meter, flash, anchor, 1)
-            flash.reboot()
-            assert _records(flash, anchor).read("keystore") == b""  # zeroized, not rolled back
-            r = _meter(flash, anchor, boot=2)
-            assert r.state == UNPROVISIONED and r.stats.get("zeroized") == 1
-            _assert_erased(flash, needles)
+    is still zeroized and the one that completes leaves nothing behind. Resumed from a cut
+    right after the log entry (the key store untouched: the pending alarm names its
+    generation) and from one right after the first tombstone."""
+    for resume, expected in ((2, 8), (3, 7)):
+        r = flash = anchor = needles = None
+        gc.collect()
+        flash, anchor, needles = _cut(resume, 0)
+        flash.clear_log()
+        r = _meter(flash, anchor, boot=1)
+        assert r.state == UNPROVISIONED and len(_zeroized_events(r)) == 1
+        left = len(flash.write_log)
+        # The key store slots left, then session, pending keys and groups (two each).
+        assert left == expected, (resume, left)
+        for write_no in range(1, left + 1):
+            for at_byte in (0, 36) if MICRO else (0, 20, 36):
+                r = flash = anchor = needles = None
+                flash, anchor, needles = _cut(resume, 0)
+                flash.clear_log()
+                flash.arm_cut(write_no, at_byte)
+                raises(PowerCut, _meter, flash, anchor, 1)
+                flash.reboot()
+                r = _meter(flash, anchor, boot=2)
+                assert r.state == UNPROVISIONED and r.stats.get("zeroized") == 1
+                assert _records(flash, anchor).read("keystore") == b""  # not rolled back
+                assert len(_zeroized_events(r)) == 1
+                _assert_erased(flash, needles)
 
 
 def test_tamper_erases_a_meter_whose_key_store_was_rolled_back_or_is_corrupt():

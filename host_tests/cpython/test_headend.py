@@ -145,3 +145,32 @@ def test_revoked_device_cannot_join_or_send() -> None:
     (req,) = m._on_join()
     assert he.receive(req, T0 + 1_900_000)[0] == "revoked"
     assert he.registry.devices()[0].revoked  # durable in the registry
+
+
+def test_board_key_stores_open_only_on_their_chip(tmp_path) -> None:
+    """`ami provision --chip-id`: the key store is sealed under the secret the board derives
+    from its machine.unique_id() and secret.bin (ami.ports.secret), nothing else opens it."""
+    import pytest
+    from ami.ports.secret import device_secret
+    from ami.ports.storage import FileStorage
+    from amitools.cli import main
+
+    chips = [bytes.fromhex("e66038b713a1"), bytes.fromhex("e66038b713a2")]
+    out = tmp_path / "prov"
+    assert main(["provision", "--meters", "2", "--seed", "4", "--out", str(out),
+                 "--chip-id", ",".join(c.hex() for c in chips)]) == 0
+    assert main(["provision", "--meters", "2", "--out", str(out), "--chip-id", "aa"]) == 2
+    for i, chip in enumerate(chips):
+        kit = provision(2, T0 // 1000, seed=4, chip_ids=chips).devices[i]
+        dev = out / "devices" / kit.eui.hex()
+        assert (dev / "chip_id.hex").read_text().strip() == chip.hex()
+        secret = (dev / "secret.bin").read_bytes()
+        on_chip = Meter(FileStorage(str(dev)), device_secret(secret, chip),
+                        DeterministicEntropy(b"e"), SimMetrology(b"m"), Config())
+        assert on_chip.keys is not None and on_chip.eui == kit.eui
+        for wrong in (secret, device_secret(secret, chips[1 - i])):
+            m = Meter(FileStorage(str(dev)), wrong, DeterministicEntropy(b"e"),
+                      SimMetrology(b"m"), Config())
+            assert m.keys is None and m.stats.get("keystore_corrupt") == 1
+    with pytest.raises(ValueError, match="chip ids"):
+        provision(1, T0 // 1000, chip_ids=[])

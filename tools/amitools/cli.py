@@ -18,7 +18,13 @@ def _provision(args: argparse.Namespace) -> int:
 
     from amitools import provision
 
-    prov = provision.provision(args.meters, int(time.time()), seed=args.seed)
+    chips = None
+    if args.chip_id:
+        chips = [bytes.fromhex(c) for c in args.chip_id.split(",") if c]
+        if len(chips) != args.meters:
+            print(f"--chip-id gives {len(chips)} chip ids for {args.meters} devices")
+            return 2
+    prov = provision.provision(args.meters, int(time.time()), seed=args.seed, chip_ids=chips)
     provision.write(prov, Path(args.out))
     print(f"provisioned CA, head end and {args.meters} devices into {args.out}")
     return 0
@@ -65,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--meters", type=int, default=20)
     prov.add_argument("--out", default="build/provision")
     prov.add_argument("--seed", type=int, help="reproducible keys (tests only: not secret)")
+    prov.add_argument("--chip-id", metavar="HEX[,HEX...]",
+                      help="boards' machine.unique_id(), one per device: each key store is "
+                           "sealed under a secret only that chip derives (ami.ports.secret)")
     prov.set_defaults(func=_provision)
     vec = sub.add_parser("vectors", help="extract compact test-vector subsets")
     vec.add_argument("--out", default="build/vectors")

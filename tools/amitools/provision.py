@@ -3,10 +3,12 @@ unique AES root key, a P-256 key pair, a certificate, and a sealed key store ima
 
 Nothing secret is written in the clear except the two roots that stand for hardware:
 the head end's HSM master secret (`headend/hsm.key`) and each device's unique secret
-(`devices/<eui>/secret.bin`, standing for `machine.unique_id()` plus the secret fused at
-manufacture). The CA and head-end private keys are wrapped under the HSM secret, registry
-keys under a KEK derived from it, and each key store image is sealed under a storage key
-derived from the device secret.
+(`devices/<eui>/secret.bin`). For a board whose chip id was read (`chip_ids`), secret.bin
+is the half written at provisioning and the key store is sealed under
+`ami.ports.secret.device_secret(secret, chip id)`, which only that chip derives; without
+one (host nodes) secret.bin is the device secret itself. The CA and head-end private keys
+are wrapped under the HSM secret, registry keys under a KEK derived from it, and each key
+store image is sealed under a storage key derived from the device secret.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ami.keystore import RECORD
 from ami.keystore import image as keystore_image
 from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy, SystemEntropy
+from ami.ports.secret import device_secret
 from ami.ports.storage import MemoryStorage
 
 from amitools.headend import HeadEndIdentity, Registry
@@ -53,11 +56,12 @@ class DeviceKit:
 
     eui: bytes
     role: int
-    secret: bytes
+    secret: bytes  # the device secret, or on a board the half written at provisioning
     root_key: bytes
     public: bytes
     cert: bytes
     image: dict[str, bytes]  # storage blobs of the sealed key store, ready to copy
+    chip_id: bytes | None = None  # a board's machine.unique_id(), bound into its secret
 
     def storage(self) -> MemoryStorage:
         """A fresh in-memory storage holding the key store image."""
@@ -101,9 +105,13 @@ def provision(
     validity_s: int = DEFAULT_VALIDITY_S,
     role: int = ident.ROLE_METER,
     first_serial: int = 1,
+    chip_ids: list[bytes] | None = None,
 ) -> Provisioned:
     """Create CA, head end and `meters` devices. A seed makes every key reproducible
-    (for repeatable test fleets only: seeded keys are not secret)."""
+    (for repeatable test fleets only: seeded keys are not secret). chip_ids: the boards'
+    machine.unique_id() values, one per device in order (see the module docstring)."""
+    if chip_ids is not None and len(chip_ids) != meters:
+        raise ValueError(f"{len(chip_ids)} chip ids for {meters} devices")
     entropy = SystemEntropy() if seed is None else DeterministicEntropy(b"prov%d" % seed)
     ca_private = new_private(entropy)
     ca_public = crypto.p256_public_key(ca_private)
@@ -118,12 +126,15 @@ def provision(
     prov.signer_wrapped = crypto.aes_key_wrap(hsm_kek(prov.hsm), signer_private)
     prov.signer_public = crypto.p256_public_key(signer_private)
     he_public = crypto.p256_public_key(he_private)
-    for serial in range(first_serial, first_serial + meters):
-        prov.devices.append(_device(prov, entropy, serial, role, now_s, validity_s, he_public))
+    for i, serial in enumerate(range(first_serial, first_serial + meters)):
+        chip = chip_ids[i] if chip_ids else None
+        prov.devices.append(
+            _device(prov, entropy, serial, role, now_s, validity_s, he_public, chip)
+        )
     return prov
 
 
-def _device(prov, entropy, serial, role, now_s, validity_s, he_public) -> DeviceKit:
+def _device(prov, entropy, serial, role, now_s, validity_s, he_public, chip) -> DeviceKit:
     eui = device_eui(serial)
     secret = entropy.random_bytes(32)
     root = entropy.random_bytes(16)
@@ -137,9 +148,10 @@ def _device(prov, entropy, serial, role, now_s, validity_s, he_public) -> Device
         [(SIGNER_KEY_ID, prov.signer_public)],
     )
     storage = MemoryStorage()
-    RecordStore(storage, derive_storage_key(secret), entropy).write(RECORD, payload)
+    sealing = secret if chip is None else device_secret(secret, chip)
+    RecordStore(storage, derive_storage_key(sealing), entropy).write(RECORD, payload)
     image = {name: storage.read(name) for name in storage.names()}
-    return DeviceKit(eui, role, secret, root, public, cert, image)
+    return DeviceKit(eui, role, secret, root, public, cert, image, chip)
 
 
 def write(prov: Provisioned, out: Path) -> None:
@@ -167,6 +179,8 @@ def write(prov: Provisioned, out: Path) -> None:
         dev_dir = out / "devices" / d.eui.hex()
         dev_dir.mkdir(parents=True, exist_ok=True)
         (dev_dir / "secret.bin").write_bytes(d.secret)
+        if d.chip_id is not None:
+            (dev_dir / "chip_id.hex").write_text(d.chip_id.hex() + "\n")
         for name, blob in d.image.items():
             (dev_dir / name).write_bytes(blob)
         (dev_dir / "certificate.bin").write_bytes(d.cert)

@@ -765,9 +765,13 @@ class Meter:
             return 0
 
     def _zeroizing(self):
-        """True if a pending ZEROIZED alarm names the key store generation now in flash."""
+        """True if a pending ZEROIZED alarm names the key store generation now in flash
+        (the key store is scanned only if such an alarm is pending)."""
+        details = self.events.pending_details(ZEROIZED)
+        if not details:
+            return False
         gen = self._keystore_gen()
-        for detail in self.events.pending_details(ZEROIZED):
+        for detail in details:
             if detail & _GEN_MASK == gen:
                 return True
         return False

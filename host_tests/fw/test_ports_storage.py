@@ -191,6 +191,7 @@ def test_file_storage_survives_reopen():
         assert again.names() == ["keys.a"]
         assert again.read("keys.a") == b"\x01" * 64
         assert again.cleaned == 0
+        assert again.snapshot() == {"keys.a": b"\x01" * 64}  # e.g. an image to provision
     finally:
         remove_tree(root)
 

@@ -17,31 +17,9 @@ from ami.ports.metrology import SimMetrology
 from ami.ports.storage import FileStorage, MemoryStorage
 
 try:
-    from amitools.faultengine import (
-        SIGNER_ID,
-        T0,
-        Model,
-        Stuck,
-        check_queue,
-        keystore_payload,
-        note_taken,
-        root_key,
-        scalar,
-        sweep,
-    )
+    from amitools import faultengine as F
 except ImportError:  # MicroPython: the script's directory is on the path
-    from faultengine import (
-        SIGNER_ID,
-        T0,
-        Model,
-        Stuck,
-        check_queue,
-        keystore_payload,
-        note_taken,
-        root_key,
-        scalar,
-        sweep,
-    )
+    import faultengine as F
 
 
 class Node:
@@ -67,30 +45,23 @@ def load_node(node_dir):
     """A node as amitools.faults.node_dir writes it: amitools.linkbench.node_dir (flash/,
     secret.bin, he.key) plus root.key and signer.key (key id (1) | private key (32))."""
 
-    def read(name):
-        with open(node_dir + "/" + name, "rb") as f:
-            return f.read()
-
-    flash = FileStorage(node_dir + "/flash")
-    image = {}
-    for name in flash.names():
-        image[name] = flash.read(name)
+    read = FileStorage(node_dir).read
     signer = read("signer.key")
-    return Node(image, read("secret.bin"), read("root.key"), read("he.key"), signer[0],
-                signer[1:])
+    return Node(FileStorage(node_dir + "/flash").snapshot(), read("secret.bin"),
+                read("root.key"), read("he.key"), signer[0], signer[1:])
 
 
 def own_node():
     """A node provisioned with firmware code alone (when no NODE_DIR is given)."""
-    he_private = scalar(b"campaign head end")
-    signer = scalar(b"campaign signer")
-    payload = keystore_payload(0, crypto.p256_public_key(he_private),
-                                ((SIGNER_ID, crypto.p256_public_key(signer)),))
+    he_private = F.scalar(b"campaign head end")
+    signer = F.scalar(b"campaign signer")
+    payload = F.keystore_payload(0, crypto.p256_public_key(he_private),
+                                 ((F.SIGNER_ID, crypto.p256_public_key(signer)),))
     secret = crypto.sha256(b"campaign device secret")
     flash = MemoryStorage()
     RecordStore(flash, derive_storage_key(secret), DeterministicEntropy(b"prov")).write(
         K.RECORD, payload)
-    return Node(flash.snapshot(), secret, root_key(0), he_private, SIGNER_ID, signer)
+    return Node(flash.snapshot(), secret, F.root_key(0), he_private, F.SIGNER_ID, signer)
 
 
 class HeadEnd:
@@ -130,7 +101,7 @@ class HeadEnd:
         dev_nonce, gx, mic = messages.decode_join_request(fr.payload)
         key = join.mic_key(self.node.root_key)
         if join.request_mic(key, fr.raw[:-8]) != mic:
-            raise Stuck("JOIN_REQUEST mic")
+            raise F.Stuck("JOIN_REQUEST mic")
         if self.dev_nonce is not None and dev_nonce <= self.dev_nonce:
             self.t.bad("DevNonce %d on air after %d" % (dev_nonce, self.dev_nonce))
         self.dev_nonce = dev_nonce
@@ -151,7 +122,7 @@ class HeadEnd:
         okm = crypto.hkdf_sha256(z, self.node.root_key, join.KEYS_INFO + th3, 48)
         k_up, k_down, kc = join.split_keys(okm)
         if join.confirm_mac(kc, th3, sig_d) != mac:
-            raise Stuck("JOIN_CONFIRM key confirmation")
+            raise F.Stuck("JOIN_CONFIRM key confirmation")
         key_gen = join_nonce & 0xFF
         self.sessions[key_gen] = (k_up, k_down, [])
         self.key_gen = key_gen
@@ -170,7 +141,7 @@ class HeadEnd:
     def _data(self, fr):
         s = self.sessions.get(fr.key_gen)
         if s is None:
-            raise Stuck("uplink under unknown key generation %d" % fr.key_gen)
+            raise F.Stuck("uplink under unknown key generation %d" % fr.key_gen)
         if fr.fcnt in s[2]:
             self.t.bad("uplink fcnt %d reused under key generation %d" % (fr.fcnt, fr.key_gen))
         s[2].append(fr.fcnt)
@@ -218,15 +189,15 @@ def scenario_meter(t, step, node=None):
     _warm(node)
     image = node.image
     interval = 900
-    envelopes = [C.sign(C.encode(C.DISCONNECT, C.TARGET_DEVICE, node.eui, n, T0 - 3600,
-                                 T0 + 86400, node.signer_id), node.signer_private)
+    envelopes = [C.sign(C.encode(C.DISCONNECT, C.TARGET_DEVICE, node.eui, n, F.T0 - 3600,
+                                 F.T0 + 86400, node.signer_id), node.signer_private)
                  for n in (1, 2)]
     ops = ("join", "reading", "reading", "ack", "command", "reading", "events_ack", "reading")
 
     def new_model():
-        m = Model()
+        m = F.Model()
         m.he = HeadEnd(t, node)
-        m.now = T0 * 1000
+        m.now = F.T0 * 1000
         m.session = None  # key generation of the session whose SESSION_START was accepted
         m.down = {}  # key generation -> highest downlink counter the meter accepted
         m.relay = R.CONNECTED  # after the last acknowledged command
@@ -264,13 +235,13 @@ def scenario_meter(t, step, node=None):
                 m.now += 50
                 reason, frames = meter.receive(data, m.now)
                 if reason:
-                    raise Stuck("JOIN_RESPONSE refused: %s" % reason)
+                    raise F.Stuck("JOIN_RESPONSE refused: %s" % reason)
                 for ss in m.he.uplinks(frames):  # the confirm's SESSION_START
                     m.now += 50
                     if deliver(meter, m, ss) is not None:
-                        raise Stuck("SESSION_START refused")
+                        raise F.Stuck("SESSION_START refused")
                     m.session = m.he.key_gen
-        raise Stuck("no session after 8 join attempts")
+        raise F.Stuck("no session after 8 join attempts")
 
     def do(st, op, m):
         meter = st[0]
@@ -283,7 +254,7 @@ def scenario_meter(t, step, node=None):
             m.now += 1000
             reason = deliver(meter, m, m.he.seal(messages.encode_ack(seqs)))
             if reason:
-                raise Stuck("ACK refused: %s" % reason)
+                raise F.Stuck("ACK refused: %s" % reason)
             m.acked += seqs
         elif op == "command":
             # The same envelope again after a cut; refused as counter_reused with the relay
@@ -295,9 +266,9 @@ def scenario_meter(t, step, node=None):
                 if reason is None or meter.relay.state == R.DISCONNECTED:
                     break
                 if reason != "counter_reused":
-                    raise Stuck("disconnect refused: %s" % reason)
+                    raise F.Stuck("disconnect refused: %s" % reason)
             if meter.relay.state != R.DISCONNECTED:
-                raise Stuck("disconnect refused: %s" % reason)
+                raise F.Stuck("disconnect refused: %s" % reason)
             m.relay = R.DISCONNECTED
         elif op == "events_ack":
             if m.he.alarms:
@@ -305,15 +276,15 @@ def scenario_meter(t, step, node=None):
                 m.now += 1000
                 reason = deliver(meter, m, m.he.seal(messages.encode_events_ack(m.ev_acking)))
                 if reason:
-                    raise Stuck("EVENTS_ACK refused: %s" % reason)
+                    raise F.Stuck("EVENTS_ACK refused: %s" % reason)
                 m.ev_acked = max(m.ev_acked, m.ev_acking)
                 m.he.event_max = m.ev_acked
                 m.he.alarms = [s for s in m.he.alarms if s > m.ev_acked]
-        note_taken(t, meter.queue.pending(), m)
+        F.note_taken(t, meter.queue.pending(), m)
 
     def check(st, m):
         meter, relay = st
-        check_queue(t, meter.queue.pending(), meter.queue.next_seq, m)
+        F.check_queue(t, meter.queue.pending(), meter.queue.next_seq, m)
         if m.session is not None:
             status = m.he.status  # the STATUS of this boot: an active session's floor
             if meter.state != ACTIVE or status is None or status[0] != m.session:
@@ -340,7 +311,7 @@ def scenario_meter(t, step, node=None):
             if s not in pending and s > acking:
                 t.bad("alarm %d lost before it was acknowledged" % s)
 
-    sweep(t, step, image, ops, new_model, boot, do, check)
+    F.sweep(t, step, image, ops, new_model, boot, do, check)
 
 
 SCENARIOS = {"meter": scenario_meter}

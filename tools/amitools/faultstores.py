@@ -16,35 +16,9 @@ from ami.ports.gpio import SimRelay
 from ami.ports.storage import MemoryStorage
 
 try:
-    from amitools.faultengine import (
-        EUI,
-        SIGNER_ID,
-        T0,
-        Model,
-        Stuck,
-        check_queue,
-        fresh,
-        keystore_payload,
-        records_for,
-        root_key,
-        scalar,
-        sweep,
-    )
+    from amitools import faultengine as F
 except ImportError:  # MicroPython: the script's directory is on the path
-    from faultengine import (
-        EUI,
-        SIGNER_ID,
-        T0,
-        Model,
-        Stuck,
-        check_queue,
-        fresh,
-        keystore_payload,
-        records_for,
-        root_key,
-        scalar,
-        sweep,
-    )
+    import faultengine as F
 
 
 def scenario_keystore(t, step):
@@ -58,21 +32,21 @@ def scenario_keystore(t, step):
     begun (a join retried after a cut begins again), which may only grow. To extend: add
     operations to `ops` and `_keystore_op`; the reference run derives the expected record
     after each of them."""
-    signer1 = crypto.p256_public_key(scalar(b"signer 1"))
-    signer2 = crypto.p256_public_key(scalar(b"signer 2"))
-    versions = [keystore_payload(v, signers=((1, signer1),)) for v in range(3)]
-    kek = crypto.hkdf_sha256(root_key(2), b"", K.ROOT_KEK_INFO, 16)
+    signer1 = crypto.p256_public_key(F.scalar(b"signer 1"))
+    signer2 = crypto.p256_public_key(F.scalar(b"signer 2"))
+    versions = [F.keystore_payload(v, signers=((1, signer1),)) for v in range(3)]
+    kek = crypto.hkdf_sha256(F.root_key(2), b"", K.ROOT_KEK_INFO, 16)
     ops = (
         ("write", versions[1]),
         ("write", versions[2]),
-        ("install_root", 2, crypto.aes_key_wrap(kek, root_key(3))),
+        ("install_root", 2, crypto.aes_key_wrap(kek, F.root_key(3))),
         ("confirm",),
-        ("install_signer", 2, signer2, 1, 600, T0),
-        ("expire", T0 + 601),
+        ("install_signer", 2, signer2, 1, 600, F.T0),
+        ("expire", F.T0 + 601),
     )
-    image = fresh(lambda records: records.write(K.RECORD, versions[0]))
+    image = F.fresh(lambda records: records.write(K.RECORD, versions[0]))
     # The reference run: the record after each operation (states[i]: after the first i).
-    records = records_for(MemoryStorage(dict(image)), Model())
+    records = F.records_for(MemoryStorage(dict(image)), F.Model())
     ks = K.Keystore.load(records)
     states = [records.read(K.RECORD)]
     for op in ops:
@@ -80,12 +54,12 @@ def scenario_keystore(t, step):
         states.append(records.read(K.RECORD))
 
     def new_model():
-        m = Model()
+        m = F.Model()
         m.acked = states[0]  # the record as the last operation that returned left it
         return m
 
     def boot(flash, m):
-        records = records_for(flash, m)
+        records = F.records_for(flash, m)
         return [records, K.Keystore.load(records)]
 
     def do(st, op, m):
@@ -110,7 +84,7 @@ def scenario_keystore(t, step):
                 return
         t.bad("key store holds a record no operation wrote")
 
-    sweep(t, step, image, ops, new_model, boot, do, check)
+    F.sweep(t, step, image, ops, new_model, boot, do, check)
 
 
 def _uncounted(data):
@@ -137,7 +111,7 @@ def _keystore_op(records, ks, op):
     if kind == "install_root":
         reason = ks.install_root(op[1], op[2])
         if reason:
-            raise Stuck("install_root refused: %s" % reason)
+            raise F.Stuck("install_root refused: %s" % reason)
     elif kind == "confirm":  # a join under the delivered root key completed
         ks.begin_join()
         ks.join_confirmed()
@@ -160,7 +134,7 @@ def scenario_counters(t, step):
         TxCounter(records, "txctr", reserve=reserve, start=0)
         RxFloor(records, "rxfloor", reserve=reserve, fresh=True)
 
-    image = fresh(prepare)
+    image = F.fresh(prepare)
     ops = []
     for i in range(18):
         ops.append(("tx",))
@@ -168,13 +142,13 @@ def scenario_counters(t, step):
             ops.append(("rx", i * 3))
 
     def new_model():
-        m = Model()
+        m = F.Model()
         m.given = []  # every TxCounter value handed out, in every life
         m.noted = None  # highest counter whose note() returned
         return m
 
     def boot(flash, m):
-        records = records_for(flash, m)
+        records = F.records_for(flash, m)
         return TxCounter(records, "txctr", reserve=reserve), RxFloor(records, "rxfloor", reserve)
 
     def do(st, op, m):
@@ -195,7 +169,7 @@ def scenario_counters(t, step):
         if m.noted is not None and (rx.floor is None or rx.floor < m.noted):
             t.bad("receive floor %s after reboot, counter %d was noted" % (rx.floor, m.noted))
 
-    sweep(t, step, image, ops, new_model, boot, do, check)
+    F.sweep(t, step, image, ops, new_model, boot, do, check)
 
 
 # -- join nonces ------------------------------------------------------------------------------
@@ -203,16 +177,16 @@ def scenario_counters(t, step):
 
 def scenario_join_nonces(t, step):
     """DeviceJoin.request across cuts: the DevNonces that go on air strictly increase."""
-    image = fresh(lambda records: records.write(K.RECORD, keystore_payload(0)))
+    image = F.fresh(lambda records: records.write(K.RECORD, F.keystore_payload(0)))
     ops = ("request", "request", "request", "request")
 
     def new_model():
-        m = Model()
+        m = F.Model()
         m.last = None  # highest DevNonce on air
         return m
 
     def boot(flash, m):
-        records = records_for(flash, m)
+        records = F.records_for(flash, m)
         entropy = DeterministicEntropy(b"join%d" % m.boots)
         return DeviceJoin(K.Keystore.load(records), records, entropy)
 
@@ -226,7 +200,7 @@ def scenario_join_nonces(t, step):
     def check(dj, m):
         pass  # the next request (the workload carries on) shows what the record holds
 
-    sweep(t, step, image, ops, new_model, boot, do, check)
+    F.sweep(t, step, image, ops, new_model, boot, do, check)
 
 
 # -- relay ------------------------------------------------------------------------------------
@@ -248,7 +222,7 @@ _RELAY_OPS = (
 
 def _relay_op(c, op):
     kind = op[0]
-    now = T0 + op[1]
+    now = F.T0 + op[1]
     if kind == "disconnect":
         return c.disconnect(now, op[2])
     if kind == "arm":
@@ -269,20 +243,20 @@ def scenario_relay(t, step):
     is driven to match."""
     policy = R.RelayPolicy(remote_reconnect=True)
     image = {}  # a new meter: its first boot writes the fresh state
-    ref = R.RelayController(records_for(MemoryStorage(), Model()), SimRelay(), policy)
-    ref.boot(T0 + 50)
+    ref = R.RelayController(F.records_for(MemoryStorage(), F.Model()), SimRelay(), policy)
+    ref.boot(F.T0 + 50)
     states = [ref.state]  # states[i]: after the first i operations
     for op in _RELAY_OPS:
         states.append(_relay_op(ref, op).state)
 
     def new_model():
-        return Model()
+        return F.Model()
 
     def boot(flash, m):
         # The contacts read back opposite to the state last acknowledged: boot must drive them.
         relay = SimRelay(closed=states[m.pos] != R.CONNECTED)
-        c = R.RelayController(records_for(flash, m), relay, policy)
-        out = c.boot(T0 + 50 if m.pos == 0 else T0 + _RELAY_OPS[m.pos - 1][1] + 1)
+        c = R.RelayController(F.records_for(flash, m), relay, policy)
+        out = c.boot(F.T0 + 50 if m.pos == 0 else F.T0 + _RELAY_OPS[m.pos - 1][1] + 1)
         return c, relay, out.reason
 
     def do(st, op, m):
@@ -301,7 +275,7 @@ def scenario_relay(t, step):
             t.bad("relay contacts %s in state %s" % (
                 "closed" if relay.is_closed() else "open", R.STATE_NAMES[c.state]))
 
-    sweep(t, step, image, _RELAY_OPS, new_model, boot, do, check)
+    F.sweep(t, step, image, _RELAY_OPS, new_model, boot, do, check)
 
 
 # -- events -----------------------------------------------------------------------------------
@@ -340,7 +314,7 @@ def scenario_events(t, step):
     image = {}
 
     def new_model():
-        m = Model()
+        m = F.Model()
         m.last = 0  # highest seq handed out (seen in the log after a call returned)
         m.alarms = []  # alarm seqs handed out and not acknowledged
         m.acked = 0  # highest seq an ack() that returned covered
@@ -348,15 +322,15 @@ def scenario_events(t, step):
         return m
 
     def boot(flash, m):
-        return E.EventLog(records_for(flash, m), capacity=16, window_s=60, burst=2,
+        return E.EventLog(F.records_for(flash, m), capacity=16, window_s=60, burst=2,
                           window_cap=8)
 
     def do(log, op, m):
         kind = op[0]
         if kind == "log":
-            log.log(T0 + op[1], op[2])
+            log.log(F.T0 + op[1], op[2])
         elif kind == "tick":
-            log.tick(T0 + op[1])
+            log.tick(F.T0 + op[1])
         elif kind == "flush":
             log.flush()
         elif m.alarms:  # the head end acknowledges every alarm it has had (again on a retry)
@@ -387,7 +361,7 @@ def scenario_events(t, step):
             if s <= m.acked:
                 t.bad("alarm %d pending again after its ack" % s)
 
-    sweep(t, step, image, _EVENT_OPS, new_model, boot, do, check)
+    F.sweep(t, step, image, _EVENT_OPS, new_model, boot, do, check)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -396,38 +370,38 @@ def scenario_events(t, step):
 def scenario_commands(t, step):
     """CommandVerifier: a counter whose commit returned is never accepted again, and an
     announcement whose NOTIFY was committed stays until its action consumes it."""
-    signer = scalar(b"campaign signer")
-    anchors = {SIGNER_ID: crypto.p256_public_key(signer)}
+    signer = F.scalar(b"campaign signer")
+    anchors = {F.SIGNER_ID: crypto.p256_public_key(signer)}
     gid = b"\x47\x52\x50\x00\x00\x00\x00\x01"
-    nb, na = T0 - 3600, T0 + 86400
+    nb, na = F.T0 - 3600, F.T0 + 86400
 
     def signed(command, kind, target, counter, params=()):
-        body = C.encode(command, kind, target, counter, nb, na, SIGNER_ID, params)
+        body = C.encode(command, kind, target, counter, nb, na, F.SIGNER_ID, params)
         return C.sign(body, signer)
 
-    action = signed(C.DISCONNECT, C.TARGET_DEVICE, EUI, 3)
+    action = signed(C.DISCONNECT, C.TARGET_DEVICE, F.EUI, 3)
     envs = (
-        signed(C.LOAD_LIMIT, C.TARGET_DEVICE, EUI, 1, (5000, 60, C.RESTORE_AUTO)),
-        signed(C.NOTIFY, C.TARGET_DEVICE, EUI, 2, (crypto.sha256(action), T0 + 7200)),
+        signed(C.LOAD_LIMIT, C.TARGET_DEVICE, F.EUI, 1, (5000, 60, C.RESTORE_AUTO)),
+        signed(C.NOTIFY, C.TARGET_DEVICE, F.EUI, 2, (crypto.sha256(action), F.T0 + 7200)),
         action,
         signed(C.LOAD_LIMIT, C.TARGET_GROUP, gid, 9, (0, 0, C.RESTORE_MANUAL)),
-        signed(C.RECONNECT, C.TARGET_DEVICE, EUI, 5),
-        signed(C.ARM_RECONNECT, C.TARGET_DEVICE, EUI, 8),
+        signed(C.RECONNECT, C.TARGET_DEVICE, F.EUI, 5),
+        signed(C.ARM_RECONNECT, C.TARGET_DEVICE, F.EUI, 8),
     )
     notify = 1  # the index of the NOTIFY in envs, announcing envs[2]
     ops = tuple(range(len(envs)))
 
     def new_model():
-        m = Model()
+        m = F.Model()
         m.committed = []  # indexes of envs whose commit returned
         return m
 
     def boot(flash, m):
-        return CommandVerifier(records_for(flash, m), anchors, EUI, (gid,),
+        return CommandVerifier(F.records_for(flash, m), anchors, F.EUI, (gid,),
                                notice_required=(C.DISCONNECT,))
 
     def do(v, i, m):
-        reason, env = v.check(envs[i], T0)
+        reason, env = v.check(envs[i], F.T0)
         if reason is None:
             if i in m.committed:
                 t.bad("command %d accepted again after its commit" % i)
@@ -450,11 +424,11 @@ def scenario_commands(t, step):
             if crypto.sha256(action) not in [n[0] for n in v.notices()]:
                 t.bad("committed announcement lost")
         if m.committed:
-            reason = v.check(envs[m.committed[-1]], T0)[0]  # the full path, once
+            reason = v.check(envs[m.committed[-1]], F.T0)[0]  # the full path, once
             if reason is None:
                 t.bad("command %d accepted again" % m.committed[-1])
 
-    sweep(t, step, {}, ops, new_model, boot, do, check)
+    F.sweep(t, step, {}, ops, new_model, boot, do, check)
 
 
 # -- queue ------------------------------------------------------------------------------------
@@ -473,20 +447,20 @@ def scenario_queue(t, step):
             ops.append(("ack", 3))
 
     def new_model():
-        m = Model()
+        m = F.Model()
         m.taken = {}  # seq -> (time, wh) of readings whose append() returned
         m.acked = []  # seqs whose ack() returned (or dropped by an overflow append reported)
         return m
 
     def boot(flash, m):
-        return ReadingQueue(records_for(flash, m), slots=3, max_queue=8)
+        return ReadingQueue(F.records_for(flash, m), slots=3, max_queue=8)
 
     def do(q, op, m):
         if op[0] == "append":
-            seq = q.append(T0 + op[1], op[2])
+            seq = q.append(F.T0 + op[1], op[2])
             if seq in m.taken:
                 t.bad("reading seq %d handed out twice" % seq)
-            m.taken[seq] = (T0 + op[1], op[2])
+            m.taken[seq] = (F.T0 + op[1], op[2])
             if q.overflow:  # dropped by the queue's own rule, reported: not lost silently
                 held = [r[0] for r in q.pending()]
                 m.acked += [s for s in m.taken if s not in held]
@@ -496,9 +470,9 @@ def scenario_queue(t, step):
             m.acked += seqs
 
     def check(q, m):
-        check_queue(t, q.pending(), q.next_seq, m)
+        F.check_queue(t, q.pending(), q.next_seq, m)
 
-    sweep(t, step, {}, ops, new_model, boot, do, check)
+    F.sweep(t, step, {}, ops, new_model, boot, do, check)
 
 
 SCENARIOS = {

@@ -40,15 +40,8 @@ def median(xs):
 
 
 def load(node_dir):
-    def read(name):
-        with open(node_dir + "/" + name, "rb") as f:
-            return f.read()
-
-    flash = FileStorage(node_dir + "/flash")
-    image = {}
-    for name in flash.names():
-        image[name] = flash.read(name)
-    return image, read("secret.bin"), read("he.key")
+    read = FileStorage(node_dir).read
+    return FileStorage(node_dir + "/flash").snapshot(), read("secret.bin"), read("he.key")
 
 
 def bench_join(image, secret, he_private, rounds):

@@ -150,7 +150,7 @@ def _device(prov, entropy, serial, role, now_s, validity_s, he_public, chip) -> 
     storage = MemoryStorage()
     sealing = secret if chip is None else device_secret(secret, chip)
     RecordStore(storage, derive_storage_key(sealing), entropy).write(RECORD, payload)
-    image = {name: storage.read(name) for name in storage.names()}
+    image = storage.snapshot()
     return DeviceKit(eui, role, secret, root, public, cert, image, chip)
 
 

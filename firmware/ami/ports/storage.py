@@ -96,6 +96,13 @@ class Storage:
         out.sort()
         return out
 
+    def snapshot(self):
+        """A copy of the contents (name -> bytes), e.g. a key store image to provision."""
+        out = {}
+        for name in self.names():
+            out[name] = self.read(name)
+        return out
+
     def writes(self, name=None):
         """Writes attempted for name, or for all names."""
         return _total(self._writes, name)
@@ -142,7 +149,8 @@ class MemoryStorage(Storage):
                 self._blobs[check_name(name)] = _as_bytes(initial[name])
 
     def snapshot(self):
-        """A copy of the contents (name -> bytes), e.g. to start another run from it."""
+        """As Storage.snapshot, from the dict itself: also on a simulated flash whose power
+        is cut, e.g. to start another run from what the cut left."""
         return dict(self._blobs)
 
     def _load(self, name):

@@ -32,19 +32,10 @@ import gc
 import json
 import sys
 
-try:
-    from time import ticks_diff, ticks_ms
-except ImportError:
-    from time import perf_counter
-
-    def ticks_ms():
-        return int(perf_counter() * 1000)
-
-    def ticks_diff(a, b):
-        return a - b
-
-
 from ami import crypto
+from ami.ports.clock import SystemClock
+
+_clock = SystemClock()  # the firmware's clock port: ticks on either runtime
 
 USAGE = "usage: faultcampaign.py [--step N] [--stores a,b] [--node DIR] [--path DIR]"
 ORDER = ("keystore", "counters", "join_nonces", "relay", "events", "commands", "queue", "meter")
@@ -116,18 +107,18 @@ def run(step=1, stores=None, node=None, max_listed=None):
         "violations": [],
         "by_store": {},
     }
-    start = ticks_ms()
+    start = _clock.ticks_ms()
     for name in names:
         t = engine.Tally(name, max_listed)
         module(name)
         gc.collect()
-        t0 = ticks_ms()
+        t0 = _clock.ticks_ms()
         if name == "meter":
             mod = module(name)
             mod.scenario_meter(t, step, mod.load_node(node) if isinstance(node, str) else node)
         else:
             scenario(name)(t, step)
-        report["by_store"][name] = t.report(ticks_diff(ticks_ms(), t0))
+        report["by_store"][name] = t.report(_clock.ticks_diff(_clock.ticks_ms(), t0))
         report["cut_points"] += t.cut_points
         report["torn_writes"] += t.torn_writes
         report["reboots"] += t.reboots
@@ -137,7 +128,7 @@ def run(step=1, stores=None, node=None, max_listed=None):
                 name, t.violations - len(t.messages)))
         t = None
         gc.collect()
-    report["seconds"] = ticks_diff(ticks_ms(), start) / 1000
+    report["seconds"] = _clock.ticks_diff(_clock.ticks_ms(), start) / 1000
     return report
 
 

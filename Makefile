@@ -43,7 +43,7 @@ mpy-tests: $(STAMP)
 	done
 
 vectors: $(STAMP)
-	@$(BIN)/python -c "from amitools.vectors import build; build('$(VECTORS)')"
+	@$(BIN)/python -c "from amitools.reference.vectors import build; build('$(VECTORS)')"
 
 lint: $(STAMP)
 	$(BIN)/ruff check firmware tools host_tests

@@ -12,7 +12,7 @@ for sub in ("firmware", "tools", "host_tests/fw"):
 
 def pytest_configure(config):
     out = os.environ.setdefault("AMI_VECTORS", os.path.join(ROOT, "build", "vectors"))
-    from amitools import vectors
+    from amitools.reference import vectors
 
     vectors.build(out)
 

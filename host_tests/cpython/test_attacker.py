@@ -1,4 +1,4 @@
-"""The radio attacker (amitools.attacker) against fake secured nodes.
+"""The radio attacker (amitools.sim.attacker) against fake secured nodes.
 
 The fake nodes speak the frame layout of docs/protocol.md with a stand-in for the crypto: the
 payload is plaintext and the tag is a truncated HMAC of header and payload. They check, in the
@@ -13,8 +13,8 @@ import hmac
 
 import pytest
 from ami.crypto import crc16
-from amitools.attacker import Attacker, fcs, fcs_ok, with_fcs
-from amitools.radio import FLAG_DOWN, FLAG_SECURED, PERFECT, LinkParams, Medium
+from amitools.sim.attacker import Attacker, fcs, fcs_ok, with_fcs
+from amitools.sim.radio import FLAG_DOWN, FLAG_SECURED, PERFECT, LinkParams, Medium
 
 GW = bytes.fromhex("00000000000000ff")
 PERIOD = 1_000

@@ -1,4 +1,4 @@
-"""Every vector of every suite in amitools.vectors against both crypto backends.
+"""Every vector of every suite in amitools.reference.vectors against both crypto backends.
 
 The compact subsets run on both runtimes from host_tests/fw; this file runs the full files
 (about 4,000 vectors) on CPython, once with ami.crypto.portable (the code boards run) and
@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from amitools.vectors import SUITES, iter_suite
+from amitools.reference.vectors import SUITES, iter_suite
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature

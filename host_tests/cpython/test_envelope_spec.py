@@ -1,5 +1,5 @@
-"""The firmware envelope codec (ami.commands.envelope) and the construct spec (amitools.spec)
-agree on signed command envelopes (docs/protocol.md section 10).
+"""The firmware envelope codec (ami.commands.envelope) and the construct spec
+(amitools.reference.spec) agree on signed command envelopes (docs/protocol.md section 10).
 
 On random valid fields both build the same bytes and read back the same fields; on random
 fields (valid or not) both builders accept or reject together; on random bytes and mutations
@@ -13,7 +13,7 @@ from typing import Any
 
 from ami.commands import envelope as E
 from ami.crypto import p256_public_key, sha256
-from amitools import spec
+from amitools.reference import spec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec

@@ -6,7 +6,8 @@ broken on purpose are caught."""
 from ami import meter
 from ami.link.counters import TxCounter
 from ami.link.records import RecordCorrupt, RecordStore
-from amitools import faultcampaign, faultengine, faults, faultstores
+from amitools.measure import faults
+from amitools.ondevice import faultcampaign, faultengine, faultstores
 
 STEP = 16  # both runtimes in about 7 s on two cores
 

@@ -6,9 +6,9 @@ from ami.link import frame, messages
 from ami.meter import Config, Meter
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
-from amitools.attacker import with_fcs
 from amitools.headend import HeadEnd
-from amitools.provision import provision
+from amitools.office.provision import provision
+from amitools.sim.attacker import with_fcs
 
 T0 = 1_767_225_600_000
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from ami.commands import envelope as E
-from amitools.campaign import GROUP_ALL
-from amitools.fleet import DemoOptions, Fleet
-from amitools.radio import PERFECT
-from amitools.signer import Signer
+from amitools.office.signer import Signer
+from amitools.scenarios.campaign import GROUP_ALL
+from amitools.sim.fleet import DemoOptions, Fleet
+from amitools.sim.radio import PERFECT
 
 MIN_MS = 60_000
 

@@ -1,4 +1,4 @@
-"""The virtual radio (amitools.radio) with simple fake nodes: timing, impairments, hooks."""
+"""The virtual radio (amitools.sim.radio) with simple fake nodes: timing, impairments, hooks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from amitools.radio import (
+from amitools.sim.radio import (
     MTU,
     PERFECT,
     Injection,

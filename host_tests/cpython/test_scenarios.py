@@ -11,9 +11,9 @@ from ami import crypto
 from ami import identity as ident
 from ami.link import frame, messages
 from ami.ports.entropy import DeterministicEntropy
-from amitools.fleet import T0_MS, DemoOptions, Fleet
-from amitools.provision import device_eui, new_private
-from amitools.radio import PERFECT, Verdict
+from amitools.office.provision import device_eui, new_private
+from amitools.sim.fleet import T0_MS, DemoOptions, Fleet
+from amitools.sim.radio import PERFECT, Verdict
 
 KINDS = ["cpython", "micropython"]
 

@@ -1,4 +1,4 @@
-"""The host command signer and its operator policy (amitools.signer).
+"""The host command signer and its operator policy (amitools.office.signer).
 
 Envelopes it signs are checked with the firmware's own verifier (ami.commands.verify); the
 policy runs on a virtual clock.
@@ -17,7 +17,7 @@ from ami.crypto import AuthError
 from ami.link.records import RecordStore
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
-from amitools.signer import (
+from amitools.office.signer import (
     CounterStore,
     Policy,
     PolicyError,

@@ -1,4 +1,5 @@
-"""The firmware codec (ami.link, ami.identity) and the construct spec (amitools.spec) agree.
+"""The firmware codec (ami.link, ami.identity) and the construct spec (amitools.reference.spec)
+agree.
 
 Both implement docs/protocol.md independently. On random valid inputs they produce the same
 bytes and the same fields in both directions; on random and mutated inputs they accept the
@@ -14,7 +15,7 @@ from typing import Any
 from ami import identity
 from ami.crypto import AuthError, crc16
 from ami.link import frame, messages
-from amitools import spec
+from amitools.reference import spec
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

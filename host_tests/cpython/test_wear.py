@@ -1,7 +1,7 @@
 """The wear model's measurement: one write per reading (plus a little), spread over the
 reading queue's ring of pages, lifetimes computed."""
 
-from amitools.wear import lifetime, measure
+from amitools.measure.wear import lifetime, measure
 
 
 def test_meter_writes_about_once_per_reading() -> None:

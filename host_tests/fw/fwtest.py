@@ -14,7 +14,7 @@ def raises(exc_type, func, *args, **kwargs):
 
 
 def vector_dir():
-    """Directory of the compact vector subsets written by `python -m amitools.vectors`."""
+    """Directory of the compact vector subsets written by `python -m amitools.reference.vectors`."""
     return os.getenv("AMI_VECTORS") or "build/vectors"
 
 

@@ -1,8 +1,8 @@
 """Known-answer vector suites through ami.crypto (whichever backend is active).
 
 Runs unchanged under pytest (CPython) and the MicroPython runner. The suites are the compact
-subsets written by amitools.vectors.build (see its docstring for sources); the full suites run
-in host_tests/cpython/test_crypto_full_vectors.py.
+subsets written by amitools.reference.vectors.build (see its docstring for sources); the full
+suites run in host_tests/cpython/test_crypto_full_vectors.py.
 """
 
 import ami.crypto as crypto

@@ -21,8 +21,8 @@ from ami.link.groups import group_kek
 from ami.link.replay import ReplayWindow
 from ami.meter import REKEY_KEK_INFO
 
-from amitools import spec
 from amitools.headend.monitor import SecurityMonitor
+from amitools.reference import spec
 
 JOIN_RATE = 4  # join requests per device ...
 JOIN_WINDOW_MS = 300_000  # ... per five minutes

@@ -21,14 +21,14 @@ from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 
-from amitools.attacker import Attacker
-from amitools.campaign import CommandCampaign
 from amitools.headend import HeadEnd
 from amitools.headend.monitor import SecurityMonitor
-from amitools.lifecycle import LifecycleCampaign
-from amitools.mpnode import MicroPythonMeter
-from amitools.provision import DeviceKit, Provisioned, device_eui, new_private, provision
-from amitools.radio import LinkParams, Medium
+from amitools.office.provision import DeviceKit, Provisioned, device_eui, new_private, provision
+from amitools.scenarios.campaign import CommandCampaign
+from amitools.scenarios.lifecycle import LifecycleCampaign
+from amitools.sim.attacker import Attacker
+from amitools.sim.mpnode import MicroPythonMeter
+from amitools.sim.radio import LinkParams, Medium
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 HOUR_MS = 3_600_000

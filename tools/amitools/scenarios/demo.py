@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
-from amitools.fleet import DemoOptions, run_demo
+from amitools.sim.fleet import DemoOptions, run_demo
 
 
 def summary(r: dict) -> str:
@@ -75,3 +76,20 @@ def main(args: argparse.Namespace) -> int:
     problems = verdict(report)
     print("RESULT:", "PASS" if not problems else "FAIL: " + "; ".join(problems))
     return 1 if problems else 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register `ami demo`."""
+    p = sub.add_parser("demo", help="a fleet joins and reports over an attacked radio")
+    p.add_argument("--meters", type=int, default=20)
+    p.add_argument("--micropython", type=int, default=3, help="meters run on the unix port")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--loss", type=float, default=0.05, help="radio frame loss per link")
+    p.add_argument("--hours", type=int, default=24, help="simulated reporting time")
+    p.add_argument(
+        "--workers", type=int, default=0,
+        help="parallel fleet partitions (0: one per core from 1,000 meters, else 1)",
+    )
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--capture", metavar="FILE", help="record every frame on the air")
+    p.set_defaults(func=main)

@@ -27,32 +27,21 @@ from ami import crypto
 from ami.link import frame, messages
 
 from amitools import FIRMWARE
-from amitools.bench import write_section
 from amitools.headend import HeadEnd, Registry
 from amitools.headend.node import Device, Session
-from amitools.provision import device_eui, provision
+from amitools.measure.bench import write_section
+from amitools.office.provision import device_eui, provision
 from amitools.runtimes import run_micropython
+from amitools.sim.nodedir import provisioned_node
 
 BEGIN = "<!-- linkbench:begin -->"
 END = "<!-- linkbench:end -->"
-SCRIPT = Path(__file__).with_name("mplinkbench.py")
-
-
-def node_dir(out: Path) -> Path:
-    """A provisioned device and the head end's key, as mplinkbench.py reads them."""
-    prov = provision(1, 1_767_225_600, seed=7)
-    kit = prov.devices[0]
-    (out / "flash").mkdir(parents=True, exist_ok=True)
-    for name, blob in kit.image.items():
-        (out / "flash" / name).write_bytes(blob)
-    (out / "secret.bin").write_bytes(kit.secret)
-    (out / "he.key").write_bytes(prov.headend.private)
-    return out
+SCRIPT = Path(__file__).parent.parent / "ondevice" / "mplinkbench.py"
 
 
 def device_side(out: Path) -> dict[str, Any]:
     """mplinkbench.py on the unix port and on CPython (portable crypto)."""
-    d = node_dir(out)
+    d = provisioned_node(out)
     mp = run_micropython([str(SCRIPT), str(d)], heap="256K", timeout=600)
     if mp.returncode:
         raise RuntimeError("MicroPython link bench failed:\n" + mp.stdout + mp.stderr)
@@ -124,9 +113,9 @@ def headend_throughput(keys: int, frames: int, seed: int = 1) -> dict[str, Any]:
 def broadcast(meters: int, seed: int = 5) -> dict[str, Any]:
     """One signed load-limit command to a group of `meters` in-process meters: the wall time
     from the broadcast until every meter has verified it and set its limit."""
-    from amitools.campaign import GROUP_ALL, CommandCampaign
-    from amitools.fleet import DemoOptions, Fleet
-    from amitools.radio import PERFECT
+    from amitools.scenarios.campaign import GROUP_ALL, CommandCampaign
+    from amitools.sim.fleet import DemoOptions, Fleet
+    from amitools.sim.radio import PERFECT
 
     with tempfile.TemporaryDirectory() as tmp:
         f = Fleet(DemoOptions(meters=meters, micropython=0, loss=0.0, attacks=False, seed=seed),
@@ -233,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
         result: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d")}
         result["device"] = device_side(Path(tmp))
     result["headend"] = headend_throughput(args.keys, args.frames)
-    from amitools.signer import bench_signer
+    from amitools.office.signer import bench_signer
 
     result["signer_per_second"] = round(bench_signer())
     if args.broadcast:

@@ -33,7 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amitools import FIRMWARE, REPO, mpbench
+from amitools import FIRMWARE, REPO
+from amitools.ondevice import mpbench
 from amitools.runtimes import micropython_binary, run_micropython
 
 MPBENCH = Path(mpbench.__file__).resolve()

@@ -73,7 +73,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from amitools.spec import crc16_kermit  # the bitwise reference CRC, defined once
+from amitools.reference.spec import crc16_kermit  # the bitwise reference CRC, defined once
 
 FORMAT_VERSION = 1
 STAMP_NAME = ".stamp"
@@ -808,3 +808,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def add_parser(sub: Any) -> None:
+    """Register `ami vectors`."""
+    p = sub.add_parser("vectors", help="extract compact test-vector subsets")
+    p.add_argument("--out", default="build/vectors")
+    p.set_defaults(func=_command)
+
+
+def _command(args: Any) -> int:
+    build(args.out)
+    print("vector subsets written to", args.out)
+    return 0

@@ -1,6 +1,6 @@
 """`ami sniff`: decode a capture of the air with the independent construct spec.
 
-Every frame is described by `amitools.spec.describe` (type, flags, addresses, key id and
+Every frame is described by `amitools.reference.spec.describe` (type, flags, addresses, key id and
 generation, counter, lengths, join fields); frames the spec rejects say why. The summary
 counts frames by type and by rejection, which is what an analyst checks first: what an
 eavesdropper sees is headers and ciphertext, never a reading or a key.
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
-from amitools import spec
+from amitools.reference import spec
 
 
 def run(path: str, limit: int = 0) -> int:
@@ -32,3 +33,11 @@ def run(path: str, limit: int = 0) -> int:
                 printed += 1
     print("summary:", ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
     return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register `ami sniff`."""
+    p = sub.add_parser("sniff", help="decode a capture written by `ami demo --capture`")
+    p.add_argument("capture")
+    p.add_argument("--limit", type=int, default=0, help="print at most N frames")
+    p.set_defaults(func=lambda args: run(args.capture, args.limit))

@@ -1,4 +1,4 @@
-"""The whole-meter scenario of the power-loss campaign (amitools.faultcampaign): a Meter
+"""The whole-meter scenario of the power-loss campaign (amitools.ondevice.faultcampaign): a Meter
 on simulated flash, joined through the head end's half of the link (kept here, in the
 firmware dialect), then readings, acknowledgements and a signed command, cut at every
 write. Kept apart from the store scenarios, so that a MicroPython process running it holds
@@ -17,7 +17,7 @@ from ami.ports.metrology import SimMetrology
 from ami.ports.storage import FileStorage, MemoryStorage
 
 try:
-    from amitools import faultengine as F
+    from amitools.ondevice import faultengine as F
 except ImportError:  # MicroPython: the script's directory is on the path
     import faultengine as F
 
@@ -42,8 +42,8 @@ class Node:
 
 
 def load_node(node_dir):
-    """A node as amitools.faults.node_dir writes it: amitools.linkbench.node_dir (flash/,
-    secret.bin, he.key) plus root.key and signer.key (key id (1) | private key (32))."""
+    """A node as amitools.sim.nodedir.provisioned_node writes it: flash/, secret.bin, he.key,
+    root.key and signer.key (key id (1) | private key (32))."""
 
     read = FileStorage(node_dir).read
     signer = read("signer.key")

@@ -1,6 +1,6 @@
 """Micro-benchmark of the firmware crypto, runnable on MicroPython and CPython alike.
 
-    micropython tools/amitools/mpbench.py [REPS] [native]
+    micropython tools/amitools/ondevice/mpbench.py [REPS] [native]
     python tools/amitools/mpbench.py [REPS] [native]
 
 Measures the portable backend (``ami.crypto.portable``, what a board runs); with the word

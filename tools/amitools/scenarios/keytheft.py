@@ -24,7 +24,7 @@ from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
 
-from amitools.provision import SIGNER_KEY_ID, new_private
+from amitools.office.provision import SIGNER_KEY_ID, new_private
 
 KIND = "key_theft"
 

@@ -2,7 +2,7 @@
 
     micropython mplinkbench.py NODE_DIR
 
-NODE_DIR (written by amitools.linkbench) holds a provisioned device: `flash/` with its
+NODE_DIR (written by amitools.measure.linkbench) holds a provisioned device: `flash/` with its
 key store image, `secret.bin`, and `he.key`, the head end's private key, used here only to
 play the head end's side of the join outside the timed sections. Prints one JSON line:
 medians in microseconds of the device's join computation and of the receive path of a

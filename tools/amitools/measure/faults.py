@@ -1,10 +1,10 @@
 """`ami faults`: the power-loss campaign, on CPython and on the MicroPython unix port.
 
-The campaign (`amitools.faultcampaign`, firmware dialect) cuts the power at every write and
+The campaign (`amitools.ondevice.faultcampaign`, firmware dialect) cuts the power at every write and
 every byte of every write of each persistent store, reboots, and checks the invariants
 (docs/faults.md). Here it runs in-process on CPython and, per store, in a MicroPython unix
 port process (256K heap; 320K for the whole meter, which shares its process with the head
-end's half), from one provisioned node (`node_dir`); the reports are merged: top-level
+end's half), from one provisioned node (`amitools.sim.nodedir`); the reports are merged: top-level
 figures are sums over the runtimes, violations are prefixed with theirs.
 """
 
@@ -20,12 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ami import crypto
-
 from amitools import REPO
 from amitools.runtimes import micropython_path, mpy_cross, run_micropython
+from amitools.sim.nodedir import provisioned_node
 
-SCRIPT = Path(__file__).with_name("faultcampaign.py")
+SCRIPT = Path(__file__).parent.parent / "ondevice" / "faultcampaign.py"
 # The modules the script imports; compiled with mpy-cross for the unix port, as firmware is
 # for a board: compiling 800 lines at run time would fragment a 256K heap.
 MODULES = ("faultengine", "faultstores", "faultmeter")
@@ -37,25 +36,6 @@ MP_HEAP = "256K"  # a board's budget (as the firmware tests run)
 # it gets 64K more (docs/faults.md). The device code and its storage are the same.
 MP_METER_HEAP = "320K"
 MAX_LISTED = 20  # violations listed per store and runtime (faultengine.MAX_LISTED)
-
-
-def node_dir(out: Path) -> Path:
-    """A provisioned meter as `amitools.linkbench.node_dir` writes it (flash/, secret.bin,
-    he.key), plus what the campaign's head end and signer need: root.key (the registry's
-    copy of the device root key) and signer.key (key id (1) | private key (32))."""
-    from amitools import linkbench
-    from amitools.provision import SIGNER_KEY_ID, provision
-    from amitools.signer import hsm_kek
-
-    linkbench.node_dir(out)
-    prov = provision(1, 1_767_225_600, seed=7)  # linkbench.node_dir's system, again
-    kit = prov.devices[0]
-    if (out / "secret.bin").read_bytes() != kit.secret:
-        raise RuntimeError("linkbench.node_dir no longer provisions with seed 7")
-    signer = crypto.aes_key_unwrap(hsm_kek(prov.hsm), prov.signer_wrapped)
-    (out / "root.key").write_bytes(kit.root_key)
-    (out / "signer.key").write_bytes(bytes((SIGNER_KEY_ID,)) + signer)
-    return out
 
 
 def compile_modules(out: Path) -> Path:
@@ -74,7 +54,7 @@ def compile_modules(out: Path) -> Path:
 
 def run_cpython(step: int, stores: list[str], node: Path | None) -> dict[str, Any]:
     """The campaign in this process."""
-    from amitools import faultcampaign
+    from amitools.ondevice import faultcampaign
 
     t = time.perf_counter()
     report: dict[str, Any] = faultcampaign.run(step, stores, str(node) if node else None)
@@ -157,7 +137,7 @@ def campaign(
             raise ValueError(f"unknown store {name!r} (stores: {', '.join(STORES)})")
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        node = node_dir(Path(tmp)) if "meter" in names else None
+        node = provisioned_node(Path(tmp)) if "meter" in names else None
         if "cpython" in runtimes:
             runs["cpython"] = run_cpython(step, names, node)
         if "micropython" in runtimes:

@@ -17,8 +17,8 @@ from typing import Any
 
 from ami.commands import envelope as E
 
-from amitools.fleet import DemoOptions, Fleet
-from amitools.radio import PERFECT
+from amitools.sim.fleet import DemoOptions, Fleet
+from amitools.sim.radio import PERFECT
 
 CYCLES = 100_000
 DAY_MS = 86_400_000

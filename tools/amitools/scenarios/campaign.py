@@ -19,8 +19,8 @@ from ami.link import frame, messages
 from ami.ports.entropy import DeterministicEntropy
 from ami.relay import STATE_NAMES
 
-from amitools.provision import new_private
-from amitools.signer import Policy, PolicyError, SigningService
+from amitools.office.provision import new_private
+from amitools.office.signer import Policy, PolicyError, SigningService
 
 GROUP_ALL = bytes.fromhex("47524f5550000001")  # "GROUP" 1: the load-control programme
 ENROL_EVERY = 10  # in fleets above 50 meters, one household in ten joins the programme

@@ -13,9 +13,11 @@ store image is sealed under a storage key derived from the device secret.
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ami import crypto
 from ami import identity as ident
@@ -28,7 +30,7 @@ from ami.ports.secret import device_secret
 from ami.ports.storage import MemoryStorage
 
 from amitools.headend import HeadEndIdentity, Registry
-from amitools.signer import Signer, hsm_kek
+from amitools.office.signer import Signer, hsm_kek
 
 EUI_PREFIX = bytes.fromhex("02414d49")  # locally administered, "AMI"
 HEADEND_EUI = EUI_PREFIX + bytes.fromhex("ffff0001")
@@ -184,3 +186,31 @@ def write(prov: Provisioned, out: Path) -> None:
         for name, blob in d.image.items():
             (dev_dir / name).write_bytes(blob)
         (dev_dir / "certificate.bin").write_bytes(d.cert)
+
+
+def _command(args: argparse.Namespace) -> int:
+    """`ami provision`: write a provisioned system to --out."""
+    import time
+
+    chips = None
+    if args.chip_id:
+        chips = [bytes.fromhex(c) for c in args.chip_id.split(",") if c]
+        if len(chips) != args.meters:
+            print(f"--chip-id gives {len(chips)} chip ids for {args.meters} devices")
+            return 2
+    prov = provision(args.meters, int(time.time()), seed=args.seed, chip_ids=chips)
+    write(prov, Path(args.out))
+    print(f"provisioned CA, head end and {args.meters} devices into {args.out}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Register `ami provision`."""
+    p = sub.add_parser("provision", help="create CA, head end and device key stores")
+    p.add_argument("--meters", type=int, default=20)
+    p.add_argument("--out", default="build/provision")
+    p.add_argument("--seed", type=int, help="reproducible keys (tests only: not secret)")
+    p.add_argument("--chip-id", metavar="HEX[,HEX...]",
+                   help="boards' machine.unique_id(), one per device: each key store is "
+                        "sealed under a secret only that chip derives (ami.ports.secret)")
+    p.set_defaults(func=_command)

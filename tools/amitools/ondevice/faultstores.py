@@ -1,4 +1,4 @@
-"""The store scenarios of the power-loss campaign (amitools.faultcampaign): one function
+"""The store scenarios of the power-loss campaign (amitools.ondevice.faultcampaign): one function
 per persistent store of the firmware, each a workload, a model of what was acknowledged and
 the invariants checked after every reboot. Firmware dialect (MicroPython and CPython)."""
 
@@ -16,7 +16,7 @@ from ami.ports.gpio import SimRelay
 from ami.ports.storage import MemoryStorage
 
 try:
-    from amitools import faultengine as F
+    from amitools.ondevice import faultengine as F
 except ImportError:  # MicroPython: the script's directory is on the path
     import faultengine as F
 

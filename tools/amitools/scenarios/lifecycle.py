@@ -17,9 +17,9 @@ from ami.identity import compress_point
 from ami.meter import Meter
 from ami.ports.entropy import DeterministicEntropy
 
-from amitools.campaign import GROUP_ALL, MINUTE_MS
-from amitools.keytheft import KeyTheft
-from amitools.signer import Signer
+from amitools.office.signer import Signer
+from amitools.scenarios.campaign import GROUP_ALL, MINUTE_MS
+from amitools.scenarios.keytheft import KeyTheft
 
 NEW_SIGNER_KEY_ID = 2
 SIGNER_GRACE_S = 86_400  # the old signer stays trusted a day after the new one arrives

@@ -15,17 +15,17 @@ whole node) is opened from flash as a boot does, the invariants are checked agai
 of what was ACKNOWLEDGED (an operation is acknowledged once its call returned), and the
 workload carries on to its end, where one more power cycle is checked.
 
-The engine is amitools.faultengine; the scenarios, one small function each, are in
-amitools.faultstores (keystore, counters, join_nonces, relay, events, commands, queue) and
-amitools.faultmeter (meter), each with a registry SCENARIOS name -> function: separate
+The engine is amitools.ondevice.faultengine; the scenarios, one small function each, are in
+amitools.ondevice.faultstores (keystore, counters, join_nonces, relay, events, commands, queue) and
+amitools.ondevice.faultmeter (meter), each with a registry SCENARIOS name -> function: separate
 modules, so that a MicroPython process holds only the code of the stores it runs. A NODE_DIR
-(amitools.faults.node_dir) provisions the meter as the link benchmark does; without one the
+(amitools.sim.nodedir) provisions the meter as the link benchmark does; without one the
 meter scenario provisions a device with firmware code alone. `--path DIR` puts a directory
-of these modules precompiled with mpy-cross first on the path (amitools.faults does so).
+of these modules precompiled with mpy-cross first on the path (amitools.measure.faults does so).
 
 Heap (MicroPython unix port): the seven store scenarios run in 256K, one process per store
 or all together; the meter scenario, which holds the head end's half of the link beside the
-meter, needs about 272K: amitools.faults gives it 320K (docs/faults.md).
+meter, needs about 272K: amitools.measure.faults gives it 320K (docs/faults.md).
 """
 
 import gc
@@ -68,7 +68,7 @@ def _settle():
 
 def _load(mod):
     try:
-        return __import__("amitools." + mod, None, None, ["SCENARIOS"])
+        return __import__("amitools.ondevice." + mod, None, None, ["SCENARIOS"])
     except ImportError:  # MicroPython: the script's directory is on the path
         return __import__(mod)
 

@@ -1,4 +1,4 @@
-"""The engine of the power-loss campaign (amitools.faultcampaign), in the firmware dialect.
+"""The engine of the power-loss campaign (amitools.ondevice.faultcampaign), in the firmware dialect.
 
 A scenario hands `sweep` a start image, a list of operations and three functions: boot
 (open the store, or the whole node, from flash as a power-on does), do (one operation,

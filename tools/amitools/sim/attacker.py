@@ -44,7 +44,7 @@ from typing import NamedTuple
 
 from ami.crypto import crc16
 
-from amitools.radio import (
+from amitools.sim.radio import (
     FCS_LEN,
     FLAG_DOWN,
     FLAG_GROUP,

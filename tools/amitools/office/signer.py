@@ -4,7 +4,7 @@ engine; operator policy in front of it decides which commands get signed.
 
 :class:`Signer` (the HSM side) holds its P-256 key only sealed: AES key wrap (RFC 3394)
 under a KEK derived from the HSM master secret (``HKDF(master, "", "AMI hsm wrap", 16)``,
-the derivation ``amitools.provision`` uses, so keys it wrapped load here). The key is
+the derivation ``amitools.office.provision`` uses, so keys it wrapped load here). The key is
 unwrapped into a local for each signature and dropped; no attribute or method returns it,
 and a Signer refuses to be pickled. It signs canonical envelopes built by the firmware codec
 (``ami.commands.envelope``) and assigns the per-target command counters itself, persisted in

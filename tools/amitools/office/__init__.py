@@ -1,0 +1,1 @@
+"""Utility back office: the command signer (HSM, operator policy) and provisioning."""

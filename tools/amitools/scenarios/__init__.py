@@ -1,0 +1,1 @@
+"""Demo scenarios: the fleet demo and the command, lifecycle and key-theft campaigns."""

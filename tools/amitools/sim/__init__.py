@@ -1,0 +1,1 @@
+"""Simulation: the virtual radio, the attacker, node adapters and the fleet that ties them."""

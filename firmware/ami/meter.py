@@ -52,7 +52,7 @@ CONFIRMING = "confirming"
 ACTIVE = "active"
 
 FIRMWARE_VERSION = const(0x000100)
-_SESSION = "session"
+SESSION_RECORD = "session"  # join nonce (4) || k_up (16) || k_down (16); nonce alone: no keys
 _CONFIG = "config"
 _TX = "txctr"
 _RX = "rxfloor"
@@ -60,10 +60,10 @@ _REKEY = "rekey"
 # Records whose rollback would reuse a nonce or a counter, resurrect a key, replay a
 # command or close a relay the head end opened: their generations are anchored outside the
 # storage (ami.ports.anchor).
-ANCHORED = (KEYSTORE_RECORD, DEVNONCE_RECORD, _SESSION, _REKEY, _TX, _RX, CMDSTATE_RECORD,
+ANCHORED = (KEYSTORE_RECORD, DEVNONCE_RECORD, SESSION_RECORD, _REKEY, _TX, _RX, CMDSTATE_RECORD,
             GROUPS_RECORD, R.RECORD)
 # Records that hold keys: erased by a zeroization, levelled at boot (Meter._level_secrets).
-_SECRETS = (KEYSTORE_RECORD, _SESSION, _REKEY, GROUPS_RECORD)
+_SECRETS = (KEYSTORE_RECORD, SESSION_RECORD, _REKEY, GROUPS_RECORD)
 REKEY_KEK_INFO = b"AMI rekey kek"
 _REJOIN_DELAY_MS = const(2000)
 _ZERO_COMMAND = const(1)  # ZEROIZED causes (the top 2 bits of the event's detail)
@@ -170,16 +170,16 @@ class Meter:
             self._count("record_corrupt")
         self.state = IDLE
         try:
-            s = self._records.read(_SESSION)
+            s = self._records.read(SESSION_RECORD)
         except RecordCorrupt:
             self._count("record_corrupt")
             s = None
         self.last_join_nonce = None
         if s:
-            self.last_join_nonce = int.from_bytes(s[0:4], "big")
-            if len(s) == 36:
+            self.last_join_nonce, k_up, k_down = session_keys(s)
+            if k_up is not None:
                 try:
-                    self._activate(self.last_join_nonce, s[4:20], s[20:36], restore=True)
+                    self._activate(self.last_join_nonce, k_up, k_down, restore=True)
                 except RecordCorrupt:
                     self._count("record_corrupt")
                     self._session = None
@@ -201,6 +201,18 @@ class Meter:
                 pass  # counted where the record is used
             except OSError:
                 self._count("storage")
+
+    def info(self):
+        """What an observer may know of this meter, JSON-ready and the same on every runtime:
+        stats, state, queued readings, next seq, relay state, event counts by kind and the
+        recent command verdicts ([time, envelope tag hex, command, verdict])."""
+        provisioned = self.state != UNPROVISIONED
+        return {"stats": self.stats, "state": self.state, "queue": len(self.queue),
+                "next_seq": self.next_seq,
+                "relay": self.relay.state if provisioned else None,
+                "events": self.event_counts(),
+                "commands": [[t, g.hex(), c, v] for t, g, c, v in self.commands.log]
+                if provisioned else []}
 
     @property
     def next_seq(self):
@@ -228,7 +240,7 @@ class Meter:
             # The session record first, then the counters: a cut between the two leaves new
             # keys with old, higher counter limits (only skips counters), or new keys without
             # counter records (the session is then refused at boot: a rejoin).
-            r.write(_SESSION, join_nonce.to_bytes(4, "big") + k_up + k_down)
+            r.write(SESSION_RECORD, join_nonce.to_bytes(4, "big") + k_up + k_down)
             s.tx = TxCounter(r, _TX, self.cfg.reserve, self.cfg.counter_cap, start=0)
             s.rx = RxFloor(r, _RX, self.cfg.reserve, fresh=True)
         s.window = ReplayWindow(64, s.rx.floor if restore else None)
@@ -236,7 +248,8 @@ class Meter:
         self.last_join_nonce = join_nonce
         self.state = ACTIVE
 
-    def _drop_session(self, reason):
+    def drop_session(self, reason):
+        """Give up the active session (counted as reason) and join again after a backoff."""
         self._count(reason)
         self._session = None
         self.state = IDLE
@@ -244,7 +257,7 @@ class Meter:
 
     def _forget_session_keys(self):
         """Erase the session keys from both slots, keeping the join nonce (monotonic)."""
-        self._records.overwrite(_SESSION, (self.last_join_nonce or 0).to_bytes(4, "big"))
+        self._records.overwrite(SESSION_RECORD, (self.last_join_nonce or 0).to_bytes(4, "big"))
         self._session = None
 
     # ---- inputs ------------------------------------------------------------------------
@@ -606,7 +619,7 @@ class Meter:
         try:
             fcnt = s.tx.next()
         except CounterExhausted:
-            self._drop_session("counter_exhausted")
+            self.drop_session("counter_exhausted")
             return []
         ks = self.keys
         return [
@@ -728,7 +741,7 @@ class Meter:
         self.groups.clear()
         self.commands.verifier.set_groups(())
         self.events.log(self._now // 1000, REJOIN, 1, CRITICAL)
-        self._drop_session("compromise")
+        self.drop_session("compromise")
         self._wake["join"] = self._now + _REJOIN_DELAY_MS
         return []
 
@@ -798,6 +811,14 @@ class Meter:
         if self.state != UNPROVISIONED:
             self.events.log_reason(self._now // 1000, reason)
         return reason, []
+
+
+def session_keys(record):
+    """(join nonce, k_up, k_down) of a session record; the keys are None once erased."""
+    nonce = int.from_bytes(record[0:4], "big")
+    if len(record) != 36:
+        return nonce, None, None
+    return nonce, record[4:20], record[20:36]
 
 
 class Session:

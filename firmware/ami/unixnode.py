@@ -83,14 +83,8 @@ def serve(node_dir, boot):
                 meter.tamper(now)
                 out = []
             elif op == b"Q":
-                info = {"stats": meter.stats, "state": meter.state, "queue": len(meter.queue),
-                        "next_seq": meter.next_seq,
-                        "relay": meter.relay.state if meter.state != "unprovisioned" else None,
-                        "events": meter.event_counts(),
-                        "commands": [[t, g.hex(), c, v] for t, g, c, v in meter.commands.log]
-                        if meter.state != "unprovisioned" else []}
                 out = []
-                transport.send(b"J" + json.dumps(info).encode())
+                transport.send(b"J" + json.dumps(meter.info()).encode())
             elif op == b"X":
                 return
             else:

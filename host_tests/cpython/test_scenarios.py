@@ -117,7 +117,7 @@ def test_replayed_join_accept_rejected(fleet: Fleet) -> None:
     # A meter that is joining again still refuses the old response (nonce and transcript).
     victim = next(m for m in fleet.meters.values())
     if hasattr(victim.node, "_drop_session"):
-        victim.node._drop_session("rejoin_requested")
+        victim.node.drop_session("rejoin_requested")
         fleet.medium.run(victim.node.next_wakeup() + 1)
         for data in responses:
             if data[10:18] == victim.address:

@@ -344,3 +344,15 @@ def test_seal_checks():
 def test_open_unsecured():
     fr = frame.decode(join()[0])
     raises(ValueError, frame.open_frame, KEY, fr)
+
+
+def test_peek_reads_the_header_without_decoding():
+    data = sealed(down=True)
+    assert frame.peek(data) == (frame.DATA, data[1], SRC, DST)
+    assert frame.peek(bytearray(data)) == frame.peek(data)
+    assert frame.peek_secured(data) == (frame.KEY_SESSION, 7, 0x01020304)
+    data, _ = join()
+    assert frame.peek(data) == (frame.JOIN_REQUEST, 0, SRC, DST)
+    assert frame.peek_secured(data) is None
+    assert raises(FrameError, frame.peek, data[:17]).reason == "malformed"
+    assert frame.peek_secured(sealed()[:23]) is None

@@ -132,6 +132,20 @@ def test_counter_exhaustion_forces_rejoin():
     assert m.next_wakeup() is not None  # a join is scheduled
 
 
+def test_info_is_the_observers_view():
+    m = meter(provision(MemoryStorage()))
+    m.start(T0)
+    m.tick(T0 + 900000)
+    info = m.info()
+    assert info["state"] == ACTIVE and info["queue"] == 1 and info["next_seq"] == 1
+    assert info["relay"] == m.relay.state and info["commands"] == []
+    assert info["events"].get("reboot") == 1 and info["stats"] is m.stats
+    m.drop_session("rejoin_requested")
+    assert m.info()["state"] == IDLE and m.stats["rejoin_requested"] == 1
+    u = meter(MemoryStorage()).info()
+    assert u["state"] == UNPROVISIONED and u["relay"] is None and u["commands"] == []
+
+
 def test_power_cut_at_every_write_never_reuses_a_counter():
     """Cut power at every write and (sampled on MicroPython) every byte of it, while the meter
     produces readings; after each cut it reboots. No (key generation, counter) pair is ever

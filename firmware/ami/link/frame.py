@@ -124,6 +124,24 @@ def _key_error(flags, key_id):
     return None
 
 
+def peek(data):
+    """(frame type, flags, src, dst) of a frame's header, read without checking the FCS or
+    any rule: for routing and sniffing, where a full decode costs too much. Raises
+    FrameError if data is shorter than a header."""
+    if len(data) < HEADER_LEN:
+        raise FrameError("malformed", "length")
+    vt, flags, src, dst = struct.unpack_from(_HDR, data)
+    return vt & 0x0F, flags, src, dst
+
+
+def peek_secured(data):
+    """(key id, key generation, fcnt) of a secured frame's header, unchecked like peek();
+    None if the frame is not secured or too short to hold them."""
+    if len(data) < SECURED_HEADER_LEN or not data[1] & SECURED:
+        return None
+    return struct.unpack_from(_SEC, data, HEADER_LEN)
+
+
 def decode(data):
     """Parse and check a received frame (FCS included); raises FrameError.
 

@@ -273,7 +273,7 @@ class Fleet:
 
         self.medium.add_sniffer(on_sniff)
         for v in victims:
-            v.node._drop_session("rejoin_requested")
+            v.node.drop_session("rejoin_requested")
 
     # ---- report ------------------------------------------------------------------------
 

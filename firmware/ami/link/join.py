@@ -3,19 +3,13 @@ device's half of the handshake. The head end uses the same transcript and key fu
 
 from ami import crypto
 from ami.crypto import p256
+from ami.keyschedule import session_keys
 from ami.link import frame, messages
 
 LABEL2 = b"AMI-JOIN-2"
 LABEL3 = b"AMI-JOIN-3"
-KEYS_INFO = b"AMI-1 keys"
 CONFIRM_INFO = b"AMI-JOIN-3 confirm"
-MIC_INFO = b"AMI-JOIN-1 mic"
 DEVNONCE_RECORD = "devnonce"
-
-
-def mic_key(root_key):
-    """K_jr, the key of the JOIN_REQUEST mic, from a device's root key."""
-    return crypto.hkdf_sha256(root_key, b"", MIC_INFO, 16)
 
 
 def request_mic(k_jr, covered):
@@ -31,11 +25,6 @@ def transcript2(m1, h2, join_nonce, gy):
 def transcript3(th2, sig_he, h3, cert):
     """TH3 = SHA-256(TH2 || sig_HE || H3 || certificate)."""
     return crypto.sha256(th2 + sig_he + h3 + cert)
-
-
-def split_keys(okm):
-    """K_up, K_down, K_c from the 48 bytes of HKDF output."""
-    return okm[:16], okm[16:32], okm[32:48]
 
 
 def confirm_mac(kc, th3, sig_d):
@@ -112,7 +101,7 @@ class DeviceJoin:
         ks = self._ks
         h3 = frame.header(frame.JOIN_CONFIRM, ks.eui, ks.he_eui)
         th3 = transcript3(th2, sig_he, h3, ks.cert)
-        k_up, k_down, kc = split_keys(ks.derive(z, KEYS_INFO + th3, 48))
+        k_up, k_down, kc = session_keys(ks.derive, z, th3)
         sig_d = ks.sign(LABEL3 + th3)
         payload = messages.encode_join_confirm(ks.cert, sig_d, confirm_mac(kc, th3, sig_d))
         confirm = frame.encode(frame.JOIN_CONFIRM, ks.eui, ks.he_eui, payload)

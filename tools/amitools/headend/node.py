@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from ami import crypto
 from ami import identity as ident
 from ami.commands import envelope as E
-from ami.keystore import ROOT_KEK_INFO
+from ami.keyschedule import group_kek, mic_key, rekey_kek, root_kek, session_keys
 from ami.link import frame, join, messages
-from ami.link.groups import group_kek
 from ami.link.replay import ReplayWindow
-from ami.meter import REKEY_KEK_INFO
 
 from amitools.headend.monitor import SecurityMonitor
 from amitools.reference import spec
@@ -135,7 +133,7 @@ class HeadEnd:
         for row in registry.devices():
             self.devices[row.eui] = Device(
                 row.eui, row.public, row.root_key, row.revoked, row.last_dev_nonce,
-                row.join_nonce, join.mic_key(row.root_key), root_gen=row.root_gen,
+                row.join_nonce, mic_key(row.root_key), root_gen=row.root_gen,
                 pending_root=row.pending_root, pending_gen=row.pending_gen,
             )
         for s in registry.sessions():
@@ -322,7 +320,7 @@ class HeadEnd:
         covered = fr.raw[: -len(mic)]
         root, root_pending = dev.root_key, False
         if dev.pending_root is not None and crypto.constant_time_eq(
-            join.request_mic(join.mic_key(dev.pending_root), covered), mic
+            join.request_mic(mic_key(dev.pending_root), covered), mic
         ):
             root, root_pending = dev.pending_root, True  # the device confirms its new root
         elif not crypto.constant_time_eq(join.request_mic(dev.mic_key, covered), mic):
@@ -375,8 +373,8 @@ class HeadEnd:
         if not crypto.ecdsa_verify(dev.public, join.LABEL3 + th3, sig_d):
             return self._reject("bad_signature")
         z = crypto.ecdh(p.eph, p.gx)
-        k_up, k_down, kc = join.split_keys(
-            crypto.hkdf_sha256(z, p.root, join.KEYS_INFO + th3, 48)
+        k_up, k_down, kc = session_keys(
+            lambda ikm, info, n: crypto.hkdf_sha256(ikm, p.root, info, n), z, th3
         )
         if not crypto.constant_time_eq(join.confirm_mac(kc, th3, sig_d), mac):
             return self._reject("key_confirmation")
@@ -384,7 +382,7 @@ class HeadEnd:
         if p.root_pending:
             self.registry.promote_root(dev.eui)
             dev.root_key, dev.root_gen = p.root, dev.pending_gen or dev.root_gen + 1
-            dev.mic_key = join.mic_key(p.root)
+            dev.mic_key = mic_key(p.root)
             dev.pending_root = dev.pending_gen = None
             self.stats["root_rotated"] += 1
         dev.previous = dev.rekey = None
@@ -463,7 +461,7 @@ class HeadEnd:
         self.registry.save_join(eui, dev.last_dev_nonce, epoch)
         dev.join_nonce = epoch
         keys = self.entropy.random_bytes(32)
-        kek = crypto.hkdf_sha256(s.k_down, b"", REKEY_KEK_INFO, 16)
+        kek = rekey_kek(s.k_down)
         env = sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui,
                    (E.KC_SESSION, 0, epoch, grace_s, crypto.aes_key_wrap(kek, keys)))
         dev.rekey = PendingRekey(E.decode(env).counter, epoch, keys[:16], keys[16:], grace_s)
@@ -478,7 +476,7 @@ class HeadEnd:
         root = self.entropy.random_bytes(16)
         self.registry.save_pending_root(eui, gen, root)  # durable before it leaves
         dev.pending_root, dev.pending_gen = root, gen
-        kek = crypto.hkdf_sha256(dev.root_key, b"", ROOT_KEK_INFO, 16)
+        kek = root_kek(dev.root_key)
         env = sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui,
                    (E.KC_ROOT, 0, gen, 0, crypto.aes_key_wrap(kek, root)))
         self.send_command(eui, env)

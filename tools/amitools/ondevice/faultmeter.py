@@ -9,12 +9,13 @@ from ami import events as E
 from ami import keystore as K
 from ami import relay as R
 from ami.commands import envelope as C
+from ami.keyschedule import derive_storage_key, mic_key, session_keys
 from ami.link import frame, join, messages
-from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.gpio import SimRelay
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import FileStorage, MemoryStorage
+from ami.store.records import RecordStore
 
 try:
     from amitools.ondevice import faultengine as F
@@ -99,7 +100,7 @@ class HeadEnd:
 
     def _join_request(self, fr):
         dev_nonce, gx, mic = messages.decode_join_request(fr.payload)
-        key = join.mic_key(self.node.root_key)
+        key = mic_key(self.node.root_key)
         if join.request_mic(key, fr.raw[:-8]) != mic:
             raise F.Stuck("JOIN_REQUEST mic")
         if self.dev_nonce is not None and dev_nonce <= self.dev_nonce:
@@ -119,8 +120,9 @@ class HeadEnd:
         cert, sig_d, mac = messages.decode_join_confirm(fr.payload)
         th3 = join.transcript3(th2, sig_he, fr.header, cert)
         z = crypto.ecdh(eph, gx)
-        okm = crypto.hkdf_sha256(z, self.node.root_key, join.KEYS_INFO + th3, 48)
-        k_up, k_down, kc = join.split_keys(okm)
+        root = self.node.root_key
+        k_up, k_down, kc = session_keys(
+            lambda ikm, info, n: crypto.hkdf_sha256(ikm, root, info, n), z, th3)
         if join.confirm_mac(kc, th3, sig_d) != mac:
             raise F.Stuck("JOIN_CONFIRM key confirmation")
         key_gen = join_nonce & 0xFF

@@ -25,13 +25,14 @@ except ImportError:
 
 
 from ami import crypto
+from ami.keyschedule import derive_storage_key
 from ami.keystore import Keystore
 from ami.link import frame, join, messages
-from ami.link.records import RecordStore, derive_storage_key
 from ami.meter import Meter
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import FileStorage, MemoryStorage
+from ami.store.records import RecordStore
 
 
 def median(xs):

@@ -41,6 +41,7 @@ from ami.link.groups import RECORD as GROUPS_RECORD
 from ami.link.groups import Groups
 from ami.link.join import DEVNONCE_RECORD, DeviceJoin, Pending
 from ami.link.replay import ReplayWindow
+from ami.outcomes import Rejected
 from ami.readings import ReadingQueue
 from ami.runtime import const
 from ami.store.counters import CounterExhausted, RxFloor, TxCounter
@@ -382,12 +383,12 @@ class Meter:
     def _on_join_response(self, fr):
         if self.state != JOINING:
             return self._reject("unexpected")
-        reason, result = self._join.respond(fr, self.last_join_nonce)
-        if reason:
-            return self._reject(reason)
-        confirm, self._pending = result
+        out = self._join.respond(fr, self.last_join_nonce)
+        if isinstance(out, Rejected):
+            return self._reject(out.reason)
+        self._pending = out.pending
         self.state = CONFIRMING
-        return None, [confirm]
+        return None, [out.confirm]
 
     def _on_session_start(self, fr):
         """A frame under pending keys. A join's keys start with its SESSION_START; rekeyed

@@ -1,10 +1,11 @@
-"""The three-message join of docs/protocol.md section 3: transcripts, key schedule, and the
-device's half of the handshake. The head end uses the same transcript and key functions."""
+"""The three-message join of docs/protocol.md section 3: transcripts, key confirmation, and
+the device's half of the handshake (the head end's half, ami.link.headend_join, shares them)."""
 
 from ami import crypto
 from ami.crypto import p256
 from ami.keyschedule import session_keys
 from ami.link import frame, messages
+from ami.outcomes import Rejected
 
 LABEL2 = b"AMI-JOIN-2"
 LABEL3 = b"AMI-JOIN-3"
@@ -53,6 +54,14 @@ class Pending:
         self.deadline_s = deadline_s
 
 
+class JoinAccepted:
+    """A JOIN_RESPONSE the device accepted: the JOIN_CONFIRM to send, the keys it awaits."""
+
+    def __init__(self, confirm, pending):
+        self.confirm = confirm
+        self.pending = pending
+
+
 class DeviceJoin:
     """The device's half of the join: request, then response -> confirm + pending keys."""
 
@@ -79,25 +88,25 @@ class DeviceJoin:
         return m1
 
     def respond(self, fr, last_join_nonce):
-        """Check a decoded JOIN_RESPONSE; returns (reason, None) or (None, (confirm, Pending)).
+        """Check a decoded JOIN_RESPONSE: Rejected, or JoinAccepted.
 
         last_join_nonce is the highest JoinNonce ever accepted (None if never).
         """
         if self._m1 is None:
-            return "unexpected", None
+            return Rejected("unexpected")
         try:
             join_nonce, gy, sig_he = messages.decode_join_response(fr.payload)
         except frame.FrameError as exc:
-            return exc.reason, None
+            return Rejected(exc.reason)
         if last_join_nonce is not None and join_nonce <= last_join_nonce:
-            return "join_nonce_replay", None
+            return Rejected("join_nonce_replay")
         th2 = transcript2(self._m1, fr.header, join_nonce, gy)
         if not crypto.ecdsa_verify(self._ks.he_public, LABEL2 + th2, sig_he):
-            return "bad_signature", None
+            return Rejected("bad_signature")
         try:
             z = self._ks.agree(self._eph, gy)
         except ValueError:
-            return "malformed", None
+            return Rejected("malformed")
         ks = self._ks
         h3 = frame.header(frame.JOIN_CONFIRM, ks.eui, ks.he_eui)
         th3 = transcript3(th2, sig_he, h3, ks.cert)
@@ -107,4 +116,4 @@ class DeviceJoin:
         confirm = frame.encode(frame.JOIN_CONFIRM, ks.eui, ks.he_eui, payload)
         # One response per request: the ephemeral key is forgotten here (forward secrecy).
         self._m1 = self._eph = None
-        return None, (confirm, Pending(join_nonce, k_up, k_down))
+        return JoinAccepted(confirm, Pending(join_nonce, k_up, k_down))

@@ -41,7 +41,7 @@ from ami.link.groups import RECORD as GROUPS_RECORD
 from ami.link.groups import Groups
 from ami.link.join import DEVNONCE_RECORD, DeviceJoin, Pending
 from ami.link.replay import ReplayWindow
-from ami.outcomes import Rejected
+from ami.link.session import Rejected, Session, open_data
 from ami.readings import ReadingQueue
 from ami.runtime import const
 from ami.store.counters import CounterExhausted, RxFloor, TxCounter
@@ -227,7 +227,7 @@ class Meter:
 
     # ---- session -----------------------------------------------------------------------
 
-    def _activate(self, join_nonce, k_up, k_down, restore=False):
+    def _activate(self, join_nonce, k_up, k_down, restore=False, window=None):
         s = Session(join_nonce, k_up, k_down)
         r = self._records
         if restore:
@@ -244,7 +244,9 @@ class Meter:
             r.write(SESSION_RECORD, join_nonce.to_bytes(4, "big") + k_up + k_down)
             s.tx = TxCounter(r, _TX, self.cfg.reserve, self.cfg.counter_cap, start=0)
             s.rx = RxFloor(r, _RX, self.cfg.reserve, fresh=True)
-        s.window = ReplayWindow(64, s.rx.floor if restore else None)
+        if window is None:
+            window = ReplayWindow(64, s.rx.floor if restore else None)
+        s.window = window
         self._session = s
         self.last_join_nonce = join_nonce
         self.state = ACTIVE
@@ -313,29 +315,19 @@ class Meter:
         s = self._session
         if s is None:
             return self._reject("unknown_key")
-        if fr.key_gen != s.key_gen:
-            return self._reject("key_generation")
-        if not s.window.check(fr.fcnt):
-            reason, out = self._reject("replay")
+        out = s.open(fr)
+        if isinstance(out, Rejected):
+            reason, frames = self._reject(out.reason)
             floor = s.window.floor
-            if floor is not None and fr.fcnt <= floor and now_ms - self._status_at >= 60000:
+            if reason == "replay" and floor is not None and fr.fcnt <= floor \
+                    and now_ms - self._status_at >= 60000:
                 # The head end has not heard our post-reboot STATUS (lost on the air): say it
                 # again, at most once a minute, instead of refusing its downlinks for good.
-                out = self._send_status(floor)
-            return reason, out
-        try:
-            plain = frame.open_frame(s.k_down, fr)
-        except Exception:  # AuthError: not from the head end, or altered
-            return self._reject("auth")
-        s.window.accept(fr.fcnt)
-        s.rx.note(fr.fcnt)
-        try:
-            mtype, fields = messages.decode(plain, down=True)
-        except frame.FrameError:
-            return self._reject("malformed")
-        if mtype == messages.COMMAND:
-            return self._on_command(fields[0])
-        return None, self._dispatch(mtype, fields)
+                frames = self._send_status(floor)
+            return reason, frames
+        if out.mtype == messages.COMMAND:
+            return self._on_command(out.fields[0])
+        return None, self._dispatch(out.mtype, out.fields)
 
     def tick(self, now_ms):
         """Run the timers that are due; returns frames."""
@@ -396,17 +388,16 @@ class Meter:
         COMMAND_RESULT), so a lost SESSION_START costs nothing."""
         p = self._pending
         rekey = p.deadline_s is not None
-        try:
-            plain = frame.open_frame(p.k_down, fr)
-            mtype, fields = messages.decode(plain, down=True)
-        except Exception:  # AuthError or FrameError: not the head end's confirmation
+        window = ReplayWindow(64)  # the new session's, from its first frame
+        out = open_data(fr, p.k_down, window, True)
+        if isinstance(out, Rejected):  # a bad tag or message: not the head end's confirmation
             return self._reject("auth")
+        mtype, fields = out.mtype, out.fields
         if not rekey and (
             mtype != messages.SESSION_START or fields[0] != p.join_nonce or fr.fcnt != 0
         ):
             return self._reject("key_confirmation")
-        self._activate(p.join_nonce, p.k_up, p.k_down)
-        self._session.window.accept(fr.fcnt)
+        self._activate(p.join_nonce, p.k_up, p.k_down, window=window)
         self._session.rx.note(fr.fcnt)
         self._pending = None
         now_s = self._now // 1000
@@ -523,23 +514,14 @@ class Meter:
         key = self.groups.key(fr.dst, fr.key_gen, self._now // 1000)
         if key is None:
             return self._reject("key_generation")
-        window = self.groups.window(fr.dst, fr.key_gen)
-        if not window.check(fr.fcnt):
-            return self._reject("replay")
-        try:
-            plain = frame.open_frame(key, fr)
-        except Exception:  # AuthError: not sealed with the group key
-            return self._reject("auth")
-        window.accept(fr.fcnt)
-        try:
-            mtype, fields = messages.decode(plain, down=True)
-        except frame.FrameError:
-            return self._reject("malformed")
-        if mtype != messages.COMMAND:
+        out = open_data(fr, key, self.groups.window(fr.dst, fr.key_gen), True)
+        if isinstance(out, Rejected):
+            return self._reject(out.reason)
+        if out.mtype != messages.COMMAND:
             return self._reject("unexpected")
         if self.state != ACTIVE:
             return self._reject("unknown_key")  # no session to answer on: act on it later
-        return self._on_command(fields[0])
+        return self._on_command(out.fields[0])
 
     def event_counts(self):
         """Events held in the security log, counted by kind name."""
@@ -821,15 +803,3 @@ def session_keys(record):
         return nonce, None, None
     return nonce, record[4:20], record[20:36]
 
-
-class Session:
-    """Keys, counters and the downlink replay window of the active session."""
-
-    def __init__(self, join_nonce, k_up, k_down):
-        self.join_nonce = join_nonce
-        self.key_gen = join_nonce & 0xFF
-        self.k_up = k_up
-        self.k_down = k_down
-        self.tx = None
-        self.rx = None
-        self.window = None

@@ -22,7 +22,7 @@ from ami.link.join import (
     transcript2,
     transcript3,
 )
-from ami.outcomes import Rejected
+from ami.link.session import Rejected
 
 
 class JoinRequest:

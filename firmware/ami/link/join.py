@@ -5,7 +5,7 @@ from ami import crypto
 from ami.crypto import p256
 from ami.keyschedule import session_keys
 from ami.link import frame, messages
-from ami.outcomes import Rejected
+from ami.link.session import Rejected
 
 LABEL2 = b"AMI-JOIN-2"
 LABEL3 = b"AMI-JOIN-3"

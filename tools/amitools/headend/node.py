@@ -19,7 +19,7 @@ from ami.keyschedule import group_kek, mic_key, rekey_kek, root_kek
 from ami.link import frame, messages
 from ami.link.headend_join import HeadEndJoin, confirm_certificate, open_request
 from ami.link.replay import ReplayWindow
-from ami.outcomes import Rejected
+from ami.link.session import Opened, Rejected, message, unseal
 
 from amitools.headend.monitor import SecurityMonitor
 
@@ -177,10 +177,13 @@ class HeadEnd:
             return self._on_join_confirm(dev, fr)
         if fr.ftype != frame.DATA:
             return self._reject("unexpected")
-        reason, plain = self.open_data(dev, fr)
-        if reason:
-            return self._reject(reason)
-        return self._on_data(dev, plain)
+        plain = self.open_data(dev, fr)
+        if isinstance(plain, Rejected):
+            return self._reject(plain.reason)
+        opened = message(fr.fcnt, plain, down=False)
+        if isinstance(opened, Rejected):
+            return self._reject(opened.reason)
+        return self._on_data(dev, opened)
 
     def route(self, data: bytes) -> tuple[str | None, frame.Frame | None, Device | None]:
         """Decode an uplink and find its registered sender: (reason, frame, device)."""
@@ -199,27 +202,20 @@ class HeadEnd:
             return "revoked", None, None
         return None, fr, dev
 
-    def open_data(self, dev: Device, fr: frame.Frame) -> tuple[str | None, bytes]:
-        """Replay-check, authenticate and decrypt a DATA uplink: (reason, plaintext). The
-        window records the counter only once the tag has verified."""
+    def open_data(self, dev: Device, fr: frame.Frame) -> bytes | Rejected:
+        """The plaintext of a DATA uplink under the session of its key generation, or
+        Rejected: the firmware's receive path (ami.link.session.unseal)."""
         s = dev.session
         if s is None or fr.key_id != frame.KEY_SESSION:
-            return "unknown_key", b""
+            return Rejected("unknown_key")
         if fr.key_gen != s.key_gen:
             p = dev.previous
             if p is None or fr.key_gen != p.key_gen or self._now > dev.previous_until:
-                return "key_generation", b""
+                return Rejected("key_generation")
             s = p  # sent before the device switched to the rekeyed session
         elif dev.previous is not None:
             dev.previous = None  # the device uses the new keys: the old ones are done
-        if not s.window.check(fr.fcnt):
-            return "replay", b""
-        try:
-            plain = frame.open_frame(s.k_up, fr)
-        except crypto.AuthError:
-            return "auth", b""
-        s.window.accept(fr.fcnt)
-        return None, plain
+        return unseal(fr, s.k_up, s.window)
 
     def tick(self, now_ms: int) -> list[bytes]:
         self._now = now_ms
@@ -373,12 +369,9 @@ class HeadEnd:
 
     # ---- data --------------------------------------------------------------------------
 
-    def _on_data(self, dev: Device, plain: bytes) -> tuple[str | None, list[bytes]]:
+    def _on_data(self, dev: Device, opened: Opened) -> tuple[str | None, list[bytes]]:
         s = dev.session
-        try:
-            mtype, fields = messages.decode(plain, down=False)
-        except frame.FrameError:
-            return self._reject("malformed")
+        mtype, fields = opened.mtype, opened.fields
         if mtype == messages.READINGS:
             return None, self._on_readings(dev, fields[0])
         if mtype == messages.RESPONSE:

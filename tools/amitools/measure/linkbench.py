@@ -25,6 +25,7 @@ from typing import Any
 
 from ami import crypto
 from ami.link import frame, messages
+from ami.link.session import Rejected
 
 from amitools import FIRMWARE
 from amitools.headend import HeadEnd, Registry
@@ -85,7 +86,8 @@ def headend_throughput(keys: int, frames: int, seed: int = 1) -> dict[str, Any]:
     for d in data:
         reason, fr, dev = route(d)
         if reason is None:
-            reason, _plain = open_data(dev, fr)
+            plain = open_data(dev, fr)
+            reason = plain.reason if isinstance(plain, Rejected) else None
         if reason is not None:
             raise RuntimeError("head end bench: " + reason)
     verify_s = time.perf_counter() - t

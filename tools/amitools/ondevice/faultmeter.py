@@ -12,7 +12,7 @@ from ami.commands import envelope as C
 from ami.keyschedule import derive_storage_key, mic_key
 from ami.link import frame, messages
 from ami.link.headend_join import HeadEndJoin, open_request
-from ami.outcomes import Rejected
+from ami.link.session import Rejected
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.gpio import SimRelay
 from ami.ports.metrology import SimMetrology

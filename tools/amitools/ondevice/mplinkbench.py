@@ -30,8 +30,8 @@ from ami.keyschedule import derive_storage_key, mic_key
 from ami.keystore import Keystore
 from ami.link import frame, join, messages
 from ami.link.headend_join import HeadEndJoin, open_request
+from ami.link.session import Rejected
 from ami.meter import Meter
-from ami.outcomes import Rejected
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import FileStorage, MemoryStorage

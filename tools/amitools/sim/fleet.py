@@ -84,7 +84,8 @@ class DemoOptions:
 
 
 class Fleet:
-    """Everything of one run, wired together."""
+    """Everything of one run, wired together. Campaigns see only its `stage()`; each
+    reports its own sections, and `report` assembles the demo report."""
 
     def __init__(
         self, opts: DemoOptions, workdir: Path, prov: Provisioned | None = None,
@@ -111,20 +112,16 @@ class Fleet:
         self.medium.attach(self.he, start_ms=T0_MS)
         self.headend.serve(self.medium)
         self.meters: dict[bytes, Tracked] = {}
-        self.mp: list[MicroPythonMeter] = []
         self.in_process: list[Tracked] = []
         # Power-on spread: a gateway sends about 50 join exchanges a second at 100 kbit/s,
         # so a partition powers on over 30 ms per meter (at least 10 s), not all at once.
         config = {"join_spread_ms": max(10_000, 30 * len(self.prov.devices))}
         for i, kit in enumerate(self.prov.devices):
             seed = b"m%d/" % opts.seed + kit.eui
-            node: MeterNode
             if shard == 0 and i < opts.micropython:
-                node = MicroPythonMeter(
+                tracked = Tracked(MicroPythonMeter(
                     kit.eui, workdir / kit.eui.hex(), kit.image, kit.secret, seed, config
-                )
-                self.mp.append(node)
-                tracked = Tracked(node)
+                ))
             else:
                 tracked = Tracked(CPythonMeter(kit, seed, config))
                 self.in_process.append(tracked)
@@ -308,7 +305,7 @@ class Fleet:
             }
         return extra | {
             "meters": len(self.meters),
-            "micropython_meters": len(self.mp),
+            "micropython_meters": len(self.meters) - len(self.in_process),
             "joined": self.joined_in_join_phase,
             "join_failures": meter_stats.get("join_timeout", 0),
             "readings": {
@@ -354,8 +351,8 @@ class Fleet:
     def close(self) -> None:
         if self._capture is not None:
             self._capture.close()
-        for m in self.mp:
-            m.close()
+        for m in self.meters.values():
+            m.node.close()
         self.registry.db.close()
 
 

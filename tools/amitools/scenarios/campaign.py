@@ -49,8 +49,8 @@ class CommandCampaign:
         self.sent = 0
         self.policy_refusals: Counter[str] = Counter()
         self.attacks: dict[str, dict[str, int]] = {}
-        # (kind, meter address, envelope tag, time sent in seconds)
-        self.expect_refused: list[tuple[str, bytes, bytes, int]] = []
+        # (kind, meter, envelope tag, time sent in seconds)
+        self.expect_refused: list[tuple[str, Handle, bytes, int]] = []
         self.disconnect_env: bytes = b""
         self.arm_env: bytes = b""
         meters = stage.meters

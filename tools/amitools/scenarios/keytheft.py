@@ -111,8 +111,8 @@ class KeyTheft:
             return ftype == frame.DATA and victim in (src, dst) and not flags & frame.GROUP
 
         # 1. Read the other meter's unicast traffic with every stolen key.
-        frames = [c.frame for c in stage.attacker.captures(lambda c: unicast_of_victim(c.frame))
-                  ][-20:]
+        captured = stage.attacker.captures(lambda c: unicast_of_victim(c.frame))
+        frames = [c.frame for c in captured][-20:]
         for data in frames:
             fr = frame.decode(data)
             opened = False

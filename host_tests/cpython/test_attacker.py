@@ -13,8 +13,10 @@ import hmac
 
 import pytest
 from ami.crypto import crc16
+from ami.link.frame import DOWN as FLAG_DOWN
+from ami.link.frame import SECURED as FLAG_SECURED
 from amitools.sim.attacker import Attacker, fcs, fcs_ok, with_fcs
-from amitools.sim.radio import FLAG_DOWN, FLAG_SECURED, PERFECT, LinkParams, Medium
+from amitools.sim.radio import PERFECT, LinkParams, Medium
 
 GW = bytes.fromhex("00000000000000ff")
 PERIOD = 1_000

@@ -9,6 +9,7 @@ from ami.ports.metrology import SimMetrology
 from amitools.headend import HeadEnd
 from amitools.office.provision import provision
 from amitools.sim.attacker import with_fcs
+from amitools.sim.radio import PERFECT, Medium
 
 T0 = 1_767_225_600_000
 
@@ -93,6 +94,26 @@ def test_get_and_set_through_the_command_api() -> None:
     assert he.receive(up, T0 + 4)[0] is None
     assert he.responses[(m.eui, rid)][0] == messages.ST_OK and m.cfg.interval_s == 300
     assert frame.decode(down).down
+
+
+def test_a_served_head_end_transmits_by_itself() -> None:
+    """On its medium the head end sends what an API call queued without its caller waking
+    it, and registers a group member with the medium itself."""
+    he, m = setup()
+    medium = Medium(1, PERFECT, he.address)
+    medium.attach(he, start_ms=T0)
+    medium.attach(m, start_ms=T0)
+    he.serve(medium)
+    medium.run(T0 + 10_000)
+    assert he.devices[m.eui].session is not None
+    rid = he.get(m.eui, messages.REG_INTERVAL)
+    medium.run(medium.now + 1_000)
+    assert he.responses[(m.eui, rid)] == (messages.ST_OK, messages.REG_INTERVAL, 900)
+    group = bytes.fromhex("47524f5550000001")
+    he.add_to_group(group, m.eui)
+    assert medium.group(group) == [m.eui]
+    medium.run(medium.now + 1_000)
+    assert group in m.groups.ids()  # its key went down unprompted
 
 
 def test_time_windowed_disconnect_needs_its_notice() -> None:

@@ -48,12 +48,16 @@ def signer_for(f: Fleet, signer: Signer | None = None):
 
 
 def send(f: Fleet) -> None:
-    f.medium.poke(f.headend.address)
+    """A minute for what the head end sent (it transmits by itself) and the answers."""
     run(f, MIN_MS)
 
 
+def info(f: Fleet, eui: bytes) -> dict:
+    return f.meters[eui].node.info()
+
+
 def stats(f: Fleet, eui: bytes) -> dict:
-    return f.meter_info(f.meters[eui].node)[2]
+    return info(f, eui)["stats"]
 
 
 def result(f: Fleet, eui: bytes, env: bytes) -> tuple[int, int, int, int]:
@@ -74,7 +78,7 @@ def test_session_rekey_without_rejoin(fleet: Fleet) -> None:
     f.headend.flush()
     st = stats(f, eui)
     assert st.get("rekeyed") == 1 and st.get("joined", 0) == joins  # no rejoin needed
-    seq, queued = f.meter_info(f.meters[eui].node)[:2]
+    seq, queued = info(f, eui)["next_seq"], info(f, eui)["queue"]
     assert queued <= 1 and f.registry.count_below(eui, seq) >= seq - 1
     assert dev.previous is None  # the device's first uplink under the new keys retired it
 
@@ -107,7 +111,6 @@ def test_group_key_rotation_make_before_break(fleet: Fleet) -> None:
     sign = signer_for(f)
     for eui in f.meters:
         f.headend.add_to_group(GROUP_ALL, eui)
-        f.medium.add_to_group(GROUP_ALL, eui)
     send(f)
     g = f.headend.groups[GROUP_ALL]
     assert f.headend.rotate_group_key(GROUP_ALL, sign) == 2
@@ -118,7 +121,7 @@ def test_group_key_rotation_make_before_break(fleet: Fleet) -> None:
     f.headend.broadcast(GROUP_ALL, env)
     send(f)
     for eui in f.meters:
-        assert any(v == "ok" for _t, _g, c, v in f.command_log(eui) if c == E.LOAD_LIMIT)
+        assert any(v == "ok" for _t, _g, c, v in info(f, eui)["commands"] if c == E.LOAD_LIMIT)
 
 
 def test_signer_rotation_new_anchor_signed_by_the_old(fleet: Fleet) -> None:
@@ -158,7 +161,7 @@ def test_compromise_rejoin_replaces_every_key(fleet: Fleet) -> None:
     send(f)
     run(f, 5 * MIN_MS)
     assert dev.session is not None and dev.session.k_up != before
-    assert f.meter_info(f.meters[eui].node)[4].get("rejoin") == 1
+    assert info(f, eui)["events"].get("rejoin") == 1
 
 
 def test_decommission_erases_secrets_keeps_the_log(fleet: Fleet) -> None:
@@ -169,12 +172,12 @@ def test_decommission_erases_secrets_keeps_the_log(fleet: Fleet) -> None:
     assert result(f, eui, env)[1] == 0
     dev = f.headend.devices[eui]
     assert dev.revoked and dev.session is None
-    info = f.meter_info(f.meters[eui].node)
-    assert info[2].get("zeroized") == 1 and info[4].get("zeroized") == 1
+    st = info(f, eui)
+    assert st["stats"].get("zeroized") == 1 and st["events"].get("zeroized") == 1
     f.reboot(eui)  # still refuses after a power cycle; the log survives
     run(f, 10 * MIN_MS)
-    info = f.meter_info(f.meters[eui].node)
-    assert info[2] == {"zeroized": 1} and info[4].get("zeroized") == 1  # refused at boot
+    st = info(f, eui)
+    assert st["stats"] == {"zeroized": 1} and st["events"].get("zeroized") == 1  # at boot
     assert f.meters[eui].node.next_wakeup() is None  # no join attempt: it waits for provisioning
 
 
@@ -182,11 +185,10 @@ def test_tamper_erases_secrets(fleet: Fleet) -> None:
     f = fleet
     eui = next(iter(f.meters))
     f.meters[eui].node.tamper(f.medium.now)
-    info = f.meter_info(f.meters[eui].node)
-    assert info[4].get("zeroized") == 1
+    assert info(f, eui)["events"].get("zeroized") == 1
     f.reboot(eui)
     run(f, 10 * MIN_MS)
-    assert f.meter_info(f.meters[eui].node)[4].get("zeroized") == 1
+    assert info(f, eui)["events"].get("zeroized") == 1
 
 
 def test_an_answer_to_a_copied_envelope_is_kept_apart(fleet: Fleet) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ami import crypto
 from ami import identity as ident
@@ -33,6 +34,18 @@ UP_WINDOW = 64
 # Signs a command for the head end's key management: (command, target kind, target,
 # params) -> envelope. The key-management role of the HSM, not an operator's.
 Sign = Callable[[int, int, bytes, tuple], bytes]
+
+
+class Air(Protocol):
+    """The medium a head end serves on (`amitools.sim.radio.Medium` is one)."""
+
+    def poke(self, address: bytes) -> None:
+        """Re-read the node's next wakeup: it has frames to send now."""
+        ...
+
+    def add_to_group(self, group_id: bytes, address: bytes) -> None:
+        """Deliver the group's frames to this member from now on."""
+        ...
 
 
 @dataclass
@@ -118,7 +131,9 @@ class Device:
 
 
 class HeadEnd:
-    """Node interface: start, receive, tick, next_wakeup. API: get, set, revoke."""
+    """Node interface: start, receive, tick, next_wakeup. API: get, set, send_command,
+    groups, key lifecycle, revoke, flush. Served on a medium (`serve`), it transmits by
+    itself after every API call that queued a frame: callers never wake it."""
 
     def __init__(self, ident_: HeadEndIdentity, registry, entropy) -> None:
         self.id = ident_
@@ -155,11 +170,17 @@ class HeadEnd:
         self._acks: dict[bytes, list[int]] = {}  # readings awaiting their commit, per device
         self._flush_at: int | None = None
         self._now = 0
+        self._air: Air | None = None
         self.readings_stored = 0
         self.duplicates = 0
         self.joins = 0
 
     # ---- node interface ----------------------------------------------------------------
+
+    def serve(self, air: Air) -> None:
+        """Serve on `air`: what the API queues goes on the air at once, and group members
+        are registered on it as they are enrolled."""
+        self._air = air
 
     def start(self, now_ms: int) -> list[bytes]:
         self._now = now_ms
@@ -220,7 +241,7 @@ class HeadEnd:
     def tick(self, now_ms: int) -> list[bytes]:
         self._now = now_ms
         if self._flush_at is not None and now_ms >= self._flush_at:
-            self.flush()
+            self._commit()
         out, self.outbox = self.outbox, []
         return out
 
@@ -263,6 +284,8 @@ class HeadEnd:
         if dev.session is None:
             raise ValueError("a device joins groups over its session")
         wrapped = crypto.aes_key_wrap(group_kek(dev.session.k_down), g.key)
+        if self._air is not None:
+            self._air.add_to_group(group_id, eui)
         self._queue_down(eui, messages.encode_group_key(group_id, g.key_gen, wrapped))
 
     def broadcast(self, group_id: bytes, envelope: bytes) -> None:
@@ -279,6 +302,7 @@ class HeadEnd:
                 messages.encode_command(envelope), down=True, group=True,
             )
         )
+        self._transmit()
 
     def revoke(self, eui: bytes) -> None:
         """Revoke a device identity: it cannot join or send again."""
@@ -289,6 +313,11 @@ class HeadEnd:
         self.registry.revoke(eui)
 
     def flush(self) -> None:
+        """Commit buffered readings now, then send their acknowledgements."""
+        self._commit()
+        self._transmit()
+
+    def _commit(self) -> None:
         """Commit buffered readings, then queue their acknowledgements."""
         if self._rows:
             self.registry.add_readings(self._rows)
@@ -548,6 +577,13 @@ class HeadEnd:
     def _queue_down(self, eui: bytes, plaintext: bytes) -> None:
         dev = self.devices[eui]
         self.outbox += self._seal(dev, plaintext)
+        self._transmit()
+
+    def _transmit(self) -> None:
+        # As aioquic's protocol transmits after each API call: the service wakes itself on
+        # its medium, so no caller has to.
+        if self._air is not None:
+            self._air.poke(self.address)
 
     def _next_req(self) -> int:
         self._req_id = (self._req_id + 1) & 0xFFFF

@@ -125,16 +125,15 @@ def broadcast(meters: int, seed: int = 5) -> dict[str, Any]:
         for m in f.meters:
             f.medium.set_link(m, PERFECT)
         f.run_joins()
-        c = CommandCampaign(f)
+        c = CommandCampaign(f.stage())
         c.setup_group(everyone=True)
         f.medium.run(f.medium.now + 600_000)  # group keys delivered
         env = c.request("alice", 4, 1, GROUP_ALL, (5_000, 300, 1))  # LOAD_LIMIT, to the group
         t = time.perf_counter()
         f.headend.broadcast(GROUP_ALL, env)
-        f.medium.poke(f.headend.address)
         f.medium.run(f.medium.now + 60_000)
         wall = time.perf_counter() - t
-        acted = sum(1 for m in f.meters.values() if m.node.relay.limit_w == 5_000)
+        acted = sum(1 for m in f.meters.values() if m.node.meter.relay.limit_w == 5_000)
         f.close()
     return {"meters": meters, "acted": acted, "wall_seconds": round(wall, 2),
             "per_meter_ms": round(wall / meters * 1000, 3)}

@@ -21,6 +21,7 @@ from ami.relay import STATE_NAMES
 
 from amitools.office.provision import new_private
 from amitools.office.signer import Policy, PolicyError, SigningService
+from amitools.scenarios.stage import Handle, Stage
 
 GROUP_ALL = bytes.fromhex("47524f5550000001")  # "GROUP" 1: the load-control programme
 ENROL_EVERY = 10  # in fleets above 50 meters, one household in ten joins the programme
@@ -28,15 +29,15 @@ MINUTE_MS = 60_000
 
 
 class CommandCampaign:
-    """Schedules command operations and attacks on a Fleet's virtual timeline."""
+    """Schedules command operations and attacks on a stage's virtual timeline."""
 
-    def __init__(self, fleet) -> None:
-        self.fleet = fleet
-        self.he = fleet.headend
-        self.signer = fleet.prov.signer()
+    def __init__(self, stage: Stage) -> None:
+        self.stage = stage
+        self.he = stage.headend
+        self.signer = stage.prov.signer()
         self.service = SigningService(
             self.signer,
-            lambda: fleet.medium.now // 1000,
+            lambda: stage.now() // 1000,
             # Small limits so the compromised account meets them within the demo.
             Policy(pbkdf2_iterations=1_000, operator_limit=5, fleet_disconnect_limit=5),
             group_size=lambda gid: len(self.he.groups[gid].members) if gid in self.he.groups
@@ -48,11 +49,11 @@ class CommandCampaign:
         self.sent = 0
         self.policy_refusals: Counter[str] = Counter()
         self.attacks: dict[str, dict[str, int]] = {}
-        # (kind, meter address, envelope tag, time sent in seconds)
-        self.expect_refused: list[tuple[str, bytes, bytes, int]] = []
+        # (kind, meter, envelope tag, time sent in seconds)
+        self.expect_refused: list[tuple[str, Handle, bytes, int]] = []
         self.disconnect_env: bytes = b""
         self.arm_env: bytes = b""
-        meters = [m for m in fleet.meters.values()]
+        meters = stage.meters
         self.victim = meters[-1]
         self.other = meters[-2] if len(meters) > 1 else meters[-1]
 
@@ -84,9 +85,8 @@ class CommandCampaign:
         issued = self.service.request(token, command, kind, target, params)
         return issued.envelopes[-1]
 
-    def _send(self, meter, env: bytes) -> None:
+    def _send(self, meter: Handle, env: bytes) -> None:
         self.he.send_command(meter.address, env)
-        self.fleet.medium.poke(self.he.address)
         self.sent += 1
 
     # ---- operations --------------------------------------------------------------------
@@ -94,14 +94,12 @@ class CommandCampaign:
     def setup_group(self, everyone: bool = False) -> None:
         """Enrol meters in the load-control group (all of a small fleet, one in ten of a
         large one, as real programmes enrol a share of households)."""
-        euis = list(self.fleet.meters)
+        euis = [m.address for m in self.stage.meters]
         if not everyone and len(euis) > 50:
             euis = euis[::ENROL_EVERY]
         for eui in euis:
             if self.he.devices[eui].session is not None:
                 self.he.add_to_group(GROUP_ALL, eui)
-                self.fleet.medium.add_to_group(GROUP_ALL, eui)
-        self.fleet.medium.poke(self.he.address)
 
     def disconnect(self) -> None:
         self.disconnect_env = self.request(
@@ -116,23 +114,21 @@ class CommandCampaign:
         self._send(self.victim, self.arm_env)
 
     def restore_locally(self) -> None:
-        self.victim.node.press_button(self.fleet.medium.now)
-        self.fleet.medium.poke(self.victim.address)
+        self.stage.press_button(self.victim.address)
 
     def broadcast_load_limit(self) -> None:
         env = self.request(
             "alice", E.LOAD_LIMIT, E.TARGET_GROUP, GROUP_ALL, (2_000, 300, E.RESTORE_AUTO)
         )
         self.he.broadcast(GROUP_ALL, env)
-        self.fleet.medium.poke(self.he.address)
         self.sent += len(self.he.groups[GROUP_ALL].members)  # one frame, every member acts
 
     # ---- attacks -------------------------------------------------------------------------
 
-    def _attack(self, kind: str, meter, env: bytes) -> None:
+    def _attack(self, kind: str, meter: Handle, env: bytes) -> None:
         """Deliver env through the head end; scored later from the meter's own verdict."""
         tag = crypto.sha256(env)[:8]
-        self.expect_refused.append((kind, meter.address, tag, self.fleet.medium.now // 1000))
+        self.expect_refused.append((kind, meter, tag, self.stage.now() // 1000))
         self.attacks.setdefault(kind, {"attempted": 0, "accepted": 0})
         self._send(meter, env)
 
@@ -147,20 +143,20 @@ class CommandCampaign:
         self._attack("copycat", self.other, self.disconnect_env)
 
     def forged_signature(self) -> None:
-        now = self.fleet.medium.now // 1000
+        now = self.stage.now() // 1000
         body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, self.other.address, 10_000, now - 60,
                         now + 3600, self.signer.key_id)
         rogue = new_private(DeterministicEntropy(b"forger"))
         self._attack("forged_signature", self.other, E.sign(body, rogue))
 
     def expired(self) -> None:
-        now = self.fleet.medium.now // 1000
+        now = self.stage.now() // 1000
         body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, self.other.address, 10_001,
                         now - 2 * 86400, now - 86400, self.signer.key_id)
         self._attack("expired", self.other, self.signer.sign_body(body))
 
     def reboot_victim(self) -> None:
-        self.fleet.reboot(self.victim.address)
+        self.stage.reboot(self.victim.address)
 
     def replay_after_reboot(self) -> None:
         """The arm the victim executed before its reboot, sent again."""
@@ -171,7 +167,7 @@ class CommandCampaign:
         token = self.tokens["mallory"]
         self.service.reauthenticate(token, "mallory-pw")  # the stolen password works
         signed = 0
-        meters = list(self.fleet.meters.values())
+        meters = self.stage.meters
         for i in range(max(20, len(meters))):  # it keeps trying, cycling over the fleet
             m = meters[i % len(meters)]
             self._score("mass_disconnect", attempted=1)
@@ -191,42 +187,47 @@ class CommandCampaign:
         g = self.he.groups.get(GROUP_ALL)
         if g is None:
             return
-        now = self.fleet.medium.now // 1000
+        now = self.stage.now() // 1000
         body = E.encode(E.DISCONNECT, E.TARGET_GROUP, GROUP_ALL, 1_000_000, now - 60,
                         now + 3600, self.signer.key_id)
         env = E.sign(body, new_private(DeterministicEntropy(b"group forger")))
         forged = frame.seal(g.key, frame.DATA, self.he.address, GROUP_ALL, frame.KEY_GROUP,
                             g.key_gen, g.fcnt + 1000, messages.encode_command(env), down=True,
                             group=True)
-        self.fleet.attacker.attempt("group_key_forgery", forged, None,
-                                    self.fleet.medium.now + 1)
+        self.stage.attacker.attempt("group_key_forgery", forged, None, self.stage.now() + 1)
 
     # ---- report --------------------------------------------------------------------------
 
     def collect(self) -> None:
         """Score the attacks sent so far from each target meter's own verdict log (a RAM
         log: collected before a reboot clears it). A command the radio lost was not tried."""
-        for kind, eui, tag, sent_s in self.expect_refused:
-            log = self.fleet.command_log(eui)
-            verdicts = [v for t, g, _cmd, v in log if g == tag and t >= sent_s]
+        for kind, meter, tag, sent_s in self.expect_refused:
+            log = meter.node.info()["commands"]  # [time, envelope tag hex, command, verdict]
+            verdicts = [v for t, g, _cmd, v in log if g == tag.hex() and t >= sent_s]
             if verdicts:
                 self._score(kind, attempted=1, accepted=int("ok" in verdicts))
         self.expect_refused = []
 
+    def attack_scores(self) -> dict[str, dict[str, int]]:
+        """The attacks on commands by kind: {attempted, accepted}, each from the target
+        meters' own verdicts (the group-key forgery from every receiver's)."""
+        self.collect()
+        forged = self.stage.attacker.report().get("group_key_forgery")
+        if forged:
+            self.attacks["group_key_forgery"] = dict(forged)
+        return self.attacks
+
     def report(self) -> dict[str, Any]:
-        """commands, relay and attack figures for the demo report."""
+        """The commands and relay sections of the demo report."""
         self.collect()
         results = self.he.command_results
         executed = sum(1 for r in results.values() if r[1] == 0)
         refused = sum(1 for r in results.values() if r[1] != 0)
         relay: Counter[str] = Counter()
-        for m in self.fleet.meters.values():
-            state = self.fleet.meter_info(m.node)[3]
+        for m in self.stage.meters:
+            state = m.node.info()["relay"]
             if state is not None:
                 relay[STATE_NAMES[state]] += 1
-        forged = self.fleet.attacker.report().get("group_key_forgery")
-        if forged:
-            self.attacks["group_key_forgery"] = dict(forged)
         return {
             "commands": {"sent": self.sent, "executed": executed, "refused": refused,
                          "refused_by_signer_policy": dict(self.policy_refusals),
@@ -234,7 +235,5 @@ class CommandCampaign:
                          # (copied or forged ones): kept apart from the results
                          "stray_results": self.he.stats["stray_result"]},
             "relay": dict(sorted(relay.items())),
-            "attacks": self.attacks,
-            "victim_relay": STATE_NAMES[self.fleet.meter_info(self.victim.node)[3]],
         }
 

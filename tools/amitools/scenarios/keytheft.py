@@ -21,11 +21,13 @@ from ami.commands import envelope as E
 from ami.keyschedule import derive_storage_key, mic_key
 from ami.link import frame, join, messages
 from ami.link.groups import Groups
+from ami.meter import SESSION_RECORD, session_keys
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
 from ami.store.records import RecordStore
 
 from amitools.office.provision import SIGNER_KEY_ID, new_private
+from amitools.scenarios.stage import Handle, Stage
 
 KIND = "key_theft"
 
@@ -42,8 +44,8 @@ class Loot:
         self.cert = ident_[K.T_CERT]
         active = {k[0]: k[6] for k in keys if k[3] == K.ACTIVE}
         self.root, self.device_key = active[K.ROOT], active[K.DEVICE]
-        session = records.read("session") or b""
-        self.k_up, self.k_down = session[4:20], session[20:36]
+        session = records.read(SESSION_RECORD)
+        _nonce, self.k_up, self.k_down = session_keys(session) if session else (0, None, None)
         groups = Groups(records)
         self.group_keys = [groups.current(gid)[1] for gid in groups.ids()]
 
@@ -53,16 +55,17 @@ class Loot:
 
 
 class KeyTheft:
-    """The key-theft attacks on a Fleet, around one stolen in-process meter."""
+    """The key-theft attacks on a stage, around one stolen in-process meter (`stolen.node`
+    is a `CPythonMeter`: the lab images its flash)."""
 
-    def __init__(self, fleet, stolen, other) -> None:
-        self.fleet = fleet
+    def __init__(self, stage: Stage, stolen: Handle | None, other: Handle) -> None:
+        self.stage = stage
         self.stolen = stolen
         self.other = other
         self.loot: Loot | None = None
         self.offline: Counter[str] = Counter()  # attempted / accepted, per attempt name
         self.attempts: Counter[str] = Counter()
-        self.rng = DeterministicEntropy(b"thief%d" % fleet.opts.seed)
+        self.rng = DeterministicEntropy(b"thief%d" % stage.seed)
 
     def _offline(self, name: str, succeeded: bool) -> None:
         self.attempts[name] += 1
@@ -71,14 +74,12 @@ class KeyTheft:
 
     def _radio(self, name: str, data: bytes, to: bytes | None) -> None:
         self.attempts[name] += 1
-        self.fleet.attacker.attempt(KIND, data, to, self.fleet.medium.now + 1 + len(self.attempts))
+        self.stage.attacker.attempt(KIND, data, to, self.stage.now() + 1 + len(self.attempts))
 
     def steal(self) -> None:
         """Image the stolen meter's flash and read out its secrets."""
-        node = self.stolen.node
-        blobs = {n: node.storage.read(n) for n in node.storage.names()}
-        kit = next(k for k in self.fleet.prov.devices if k.eui == self.stolen.address)
-        self.loot = Loot(blobs, kit.secret)
+        blobs, secret = self.stolen.node.extract()
+        self.loot = Loot(blobs, secret)
         self._copied_file_only(blobs)
 
     def _copied_file_only(self, blobs: dict[str, bytes]) -> None:
@@ -101,13 +102,17 @@ class KeyTheft:
     def attack_others(self) -> None:
         """Use the stolen keys against another meter and the head end."""
         loot = self.loot
-        f = self.fleet
-        he = f.headend.address
+        stage = self.stage
+        he = stage.headend.address
         victim = self.other.address
+
+        def unicast_of_victim(data: bytes) -> bool:
+            ftype, flags, src, dst = frame.peek(data)
+            return ftype == frame.DATA and victim in (src, dst) and not flags & frame.GROUP
+
         # 1. Read the other meter's unicast traffic with every stolen key.
-        frames = [c.frame for c in f.attacker.captures()
-                  if c.frame[0] & 0x0F == frame.DATA and victim in (c.frame[2:10], c.frame[10:18])
-                  and not c.frame[1] & frame.GROUP][-20:]
+        captured = stage.attacker.captures(lambda c: unicast_of_victim(c.frame))
+        frames = [c.frame for c in captured][-20:]
         for data in frames:
             fr = frame.decode(data)
             opened = False
@@ -120,8 +125,8 @@ class KeyTheft:
             self._offline("decrypt_other_meter", opened)
         # 2. Command the other meter: an envelope signed with the stolen device key in the
         # signer's name, sealed under the stolen session key with the victim's key generation.
-        now = f.medium.now // 1000
-        gen = frames[-1][19] if frames else 0
+        now = stage.now() // 1000
+        gen = frame.peek_secured(frames[-1])[1] if frames else 0
         body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, victim, 0xFFFFFF00, now - 60, now + 600,
                         SIGNER_KEY_ID)
         forged = E.sign(body, loot.device_key)
@@ -132,7 +137,7 @@ class KeyTheft:
         # 3. The same forged command under a stolen group key, to the whole group.
         for gid, key in zip(self._group_ids(), loot.group_keys, strict=False):
             self._radio("forged_group_command", frame.seal(
-                key, frame.DATA, he, gid, frame.KEY_GROUP, f.headend.groups[gid].key_gen,
+                key, frame.DATA, he, gid, frame.KEY_GROUP, stage.headend.groups[gid].key_gen,
                 1 << 20, messages.encode_command(
                     E.sign(E.encode(E.DISCONNECT, E.TARGET_GROUP, gid, 0xFFFFFF00, now - 60,
                                     now + 600, SIGNER_KEY_ID), loot.device_key)),
@@ -149,47 +154,47 @@ class KeyTheft:
         self._impersonate_headend(victim)
 
     def _group_ids(self) -> list[bytes]:
-        return sorted(gid for gid, g in self.fleet.headend.groups.items()
+        return sorted(gid for gid, g in self.stage.headend.groups.items()
                       if self.stolen.address in g.members)
 
     def _impersonate_headend(self, victim: bytes) -> None:
         """Answer the other meter's next JOIN_REQUEST before the head end does, signing the
         transcript with the best key the attacker has (the stolen meter's)."""
-        f = self.fleet
+        stage = self.stage
         loot = self.loot
-        he = f.headend.address
+        he = stage.headend.address
         armed = [True]
 
         def on_sniff(t: int, src: bytes, data: bytes) -> None:
-            if not armed[0] or data[0] & 0x0F != frame.JOIN_REQUEST or src != victim:
+            if not armed[0] or src != victim or frame.peek(data)[0] != frame.JOIN_REQUEST:
                 return
             armed[0] = False
             eph = new_private(self.rng)
             gy = ident.compress_point(crypto.p256_public_key(eph))
             join_nonce = 0xFFFFFF00
             h2 = frame.header(frame.JOIN_RESPONSE, he, victim, down=True)
-            th2 = join.transcript2(data[:-2], h2, join_nonce, gy)
+            th2 = join.transcript2(frame.decode(data).raw, h2, join_nonce, gy)
             sig = crypto.ecdsa_sign(loot.device_key, join.LABEL2 + th2)
             payload = messages.encode_join_response(join_nonce, gy, sig)
             self.attempts["impersonate_head_end"] += 1
-            f.attacker.attempt(KIND, frame.encode(frame.JOIN_RESPONSE, he, victim, payload,
-                                                  down=True), victim, t + 1)
+            stage.attacker.attempt(KIND, frame.encode(frame.JOIN_RESPONSE, he, victim, payload,
+                                                      down=True), victim, t + 1)
 
-        f.medium.add_sniffer(on_sniff)
+        stage.sniff(on_sniff)
 
     def after_revocation(self) -> None:
         """The head end revoked the stolen identity: the attacker, holding all of it, tries
         to come back as the stolen meter."""
         loot = self.loot
-        he = self.fleet.headend.address
+        he = self.stage.headend.address
         gx = ident.compress_point(crypto.p256_public_key(new_private(self.rng)))
         body = messages.join_request_body(1 << 30, gx)
         mic = join.request_mic(mic_key(loot.root),
                                frame.header(frame.JOIN_REQUEST, loot.eui, he) + body)
         self._radio("join_after_revocation",
                     frame.encode(frame.JOIN_REQUEST, loot.eui, he, body + mic), he)
-        reading = messages.encode_readings([(1 << 30, self.fleet.medium.now // 1000, 1)])
-        session = self.fleet.headend.devices[loot.eui]
+        reading = messages.encode_readings([(1 << 30, self.stage.now() // 1000, 1)])
+        session = self.stage.headend.devices[loot.eui]
         gen = session.join_nonce & 0xFF
         self._radio("uplink_after_revocation", frame.seal(
             loot.k_up, frame.DATA, loot.eui, he, frame.KEY_SESSION, gen, 1 << 20, reading,
@@ -197,7 +202,7 @@ class KeyTheft:
 
     def report(self) -> dict:
         """{attempted, accepted, attempts: {name: count}}, radio and offline together."""
-        radio = self.fleet.attacker.report().get(KIND, {"attempted": 0, "accepted": 0})
+        radio = self.stage.attacker.report().get(KIND, {"attempted": 0, "accepted": 0})
         return {
             "attempted": radio["attempted"] + self.offline["attempted"],
             "accepted": radio["accepted"] + self.offline["accepted"],

@@ -14,35 +14,35 @@ from typing import Any
 
 from ami.commands import envelope as E
 from ami.identity import compress_point
-from ami.meter import Meter
 from ami.ports.entropy import DeterministicEntropy
 
 from amitools.office.signer import Signer
-from amitools.scenarios.campaign import GROUP_ALL, MINUTE_MS
+from amitools.scenarios.campaign import GROUP_ALL, MINUTE_MS, CommandCampaign
 from amitools.scenarios.keytheft import KeyTheft
+from amitools.scenarios.stage import Handle, Stage
 
 NEW_SIGNER_KEY_ID = 2
 SIGNER_GRACE_S = 86_400  # the old signer stays trusted a day after the new one arrives
 
 
 class LifecycleCampaign:
-    """Schedules key-lifecycle operations on a Fleet next to its CommandCampaign."""
+    """Schedules key-lifecycle operations on a stage next to its CommandCampaign."""
 
-    def __init__(self, fleet, campaign) -> None:
-        self.fleet = fleet
-        self.he = fleet.headend
+    def __init__(self, stage: Stage, campaign: CommandCampaign) -> None:
+        self.stage = stage
+        self.he = stage.headend
         self.campaign = campaign
         self.signer: Signer = campaign.signer
-        meters = list(fleet.meters.values())
         busy = {campaign.victim.address, campaign.other.address}
-        spare = [m for m in meters if m.address not in busy]
-        local = [m for m in spare[1:] if isinstance(m.node, Meter)]
+        spare = [m for m in stage.meters if m.address not in busy]
+        in_process = {id(m) for m in stage.in_process}
+        local = [m for m in spare[1:] if id(m) in in_process]
         # It needs two meters the command campaign leaves alone, one of them in-process
         # (the thief images its flash); smaller fleets run the command campaign only.
         self.enabled = bool(local)
         self.first = spare[0] if spare else None  # a unix-port meter when there is one
         self.stolen = local[-1] if local else None
-        self.theft = KeyTheft(fleet, self.stolen, campaign.other)
+        self.theft = KeyTheft(stage, self.stolen, campaign.other)
         self.envelopes: dict[str, tuple[bytes, bytes]] = {}  # operation -> (meter, envelope)
         self.signer_rotation: dict[bytes, bytes] = {}  # meter -> its latest envelope
         self.signer_params: tuple = ()
@@ -52,7 +52,7 @@ class LifecycleCampaign:
         self.retries = 0
 
     def sign(self, command: int, kind: int, target: bytes, params: tuple) -> bytes:
-        now = self.fleet.medium.now // 1000
+        now = self.stage.now() // 1000
         return self.signer.issue(command, kind, target, now - 60, now + 3600, params)
 
     def script(self, start: int) -> list[tuple[int, Any]]:
@@ -99,11 +99,10 @@ class LifecycleCampaign:
         r = self.he.command_results.get((eui, E.decode(env).counter))
         return None if r is None else r[1] == 0
 
-    def _op(self, name: str, meter, env: bytes) -> None:
+    def _op(self, name: str, meter: Handle, env: bytes) -> None:
         self.envelopes[name] = (meter.address, env)
-        self.fleet.medium.poke(self.he.address)
 
-    def _live(self, meter) -> bool:
+    def _live(self, meter: Handle) -> bool:
         return self.he.devices[meter.address].session is not None
 
     def rekey(self) -> None:
@@ -116,13 +115,13 @@ class LifecycleCampaign:
     def rotate_signer(self) -> None:
         """Every meter gets the new signer's key in a KEY_CHANGE signed by the old key."""
         self.new_signer = Signer.generate(
-            self.fleet.prov.hsm, NEW_SIGNER_KEY_ID, self.signer.counters,
-            random_bytes=DeterministicEntropy(b"signer2/%d" % self.fleet.opts.seed).random_bytes,
+            self.stage.prov.hsm, NEW_SIGNER_KEY_ID, self.signer.counters,
+            random_bytes=DeterministicEntropy(b"signer2/%d" % self.stage.seed).random_bytes,
         )
         self.signer_params = (E.KC_SIGNER, NEW_SIGNER_KEY_ID, 1, SIGNER_GRACE_S,
                               compress_point(self.new_signer.public_key))
-        self._send_signer_rotation([e for e in self.fleet.meters
-                                    if self.he.devices[e].session is not None])
+        self._send_signer_rotation([m.address for m in self.stage.meters
+                                    if self.he.devices[m.address].session is not None])
 
     def resend_signer_rotation(self) -> None:
         """Meters whose answer never came (the command or the answer lost on the air) get
@@ -139,7 +138,6 @@ class LifecycleCampaign:
             env = self.sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui, self.signer_params)
             self.signer_rotation[eui] = env
             self.he.send_command(eui, env)
-        self.fleet.medium.poke(self.he.address)
 
     def switch_signer(self) -> None:
         """Make-before-break: the signing service moves to the new key once meters hold it
@@ -151,7 +149,6 @@ class LifecycleCampaign:
     def rotate_group_key(self) -> None:
         if GROUP_ALL in self.he.groups:
             self.group_members = self.he.rotate_group_key(GROUP_ALL, self.sign)
-            self.fleet.medium.poke(self.he.address)
 
     def finish_group_rotation(self) -> None:
         """Before the broadcast: the group moves to the new key; a member that did not
@@ -184,7 +181,7 @@ class LifecycleCampaign:
                                                                      self.sign))
 
     def tamper(self) -> None:
-        self.stolen.node.tamper(self.fleet.medium.now)
+        self.stolen.node.tamper(self.stage.now())
 
     def retired(self) -> set[bytes]:
         """Meters zeroized on purpose during the run."""
@@ -195,8 +192,13 @@ class LifecycleCampaign:
             out.add(self.first.address)
         return out
 
+    def attack_scores(self) -> dict[str, dict]:
+        """The key theft's attacks (its own score replaces the attacker's raw count)."""
+        return {"key_theft": self.theft.report()} if self.enabled else {}
+
     def report(self) -> dict[str, Any] | None:
-        """What each operation achieved, from the head end's records and the meters."""
+        """The lifecycle section of the demo report: what each operation achieved, from
+        the head end's records and the meters."""
         if not self.enabled:
             return None
         results = self.he.command_results
@@ -207,7 +209,6 @@ class LifecycleCampaign:
         )
         g = self.he.groups.get(GROUP_ALL)
         first = self.he.devices[self.first.address]
-        info = self.fleet.meter_info
         return {
             "session_rekey": {"executed": executed("session_rekey"),
                               "rekeyed": self.he.stats["rekeyed"]},
@@ -224,8 +225,13 @@ class LifecycleCampaign:
                        "compromise": executed("compromise_rejoin")},
             "decommission": {"executed": executed("decommission"),
                              "revoked": first.revoked,
-                             "zeroized": info(self.first.node)[4].get("zeroized", 0) > 0},
-            "tamper": {"zeroized": info(self.stolen.node)[4].get("zeroized", 0) > 0},
+                             "zeroized": zeroized(self.first)},
+            "tamper": {"zeroized": zeroized(self.stolen)},
             "revocation": {"revoked": self.he.devices[self.stolen.address].revoked},
             "reissued_after_no_result": self.retries,
         }
+
+
+def zeroized(meter: Handle) -> bool:
+    """Whether the meter logged a zeroization of its secrets."""
+    return meter.node.info()["events"].get("zeroized", 0) > 0

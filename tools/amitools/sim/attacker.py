@@ -43,19 +43,21 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from ami.crypto import crc16
-
-from amitools.sim.radio import (
+from ami.link.frame import DOWN as FLAG_DOWN
+from ami.link.frame import (
     FCS_LEN,
-    FLAG_DOWN,
-    FLAG_GROUP,
-    FLAG_SECURED,
     HEADER_LEN,
     MTU,
     SECURED_HEADER_LEN,
-    Injection,
-    Medium,
-    Verdict,
+    TAG_MASK,
+    TAG_SHIFT,
+    peek,
+    peek_secured,
 )
+from ami.link.frame import GROUP as FLAG_GROUP
+from ami.link.frame import SECURED as FLAG_SECURED
+
+from amitools.sim.radio import Injection, Medium, Verdict
 
 VT_DATA = 0x14  # version 1, type 4 (DATA)
 TAG_LENGTHS = (8, 12, 16)
@@ -94,7 +96,7 @@ def with_fcs(body: bytes) -> bytes:
 
 
 def is_secured(frame: bytes) -> bool:
-    return len(frame) >= SECURED_HEADER_LEN + FCS_LEN and bool(frame[1] & FLAG_SECURED)
+    return len(frame) >= SECURED_HEADER_LEN + FCS_LEN and peek_secured(frame) is not None
 
 
 class Attacker:
@@ -150,13 +152,15 @@ class Attacker:
             slot = self._sample_rng.randrange(self.sniffed)
             if slot < self.sample_size:
                 sample[slot] = capture
-        if is_secured(frame) and not frame[1] & FLAG_GROUP:
-            tag_code = (frame[1] >> 3) & 3
-            if tag_code < 3:
+        secured = peek_secured(frame) if len(frame) >= SECURED_HEADER_LEN + FCS_LEN else None
+        if secured is not None:
+            _ftype, flags, src, dst = peek(frame)
+            tag_code = (flags & TAG_MASK) >> TAG_SHIFT
+            if not flags & FLAG_GROUP and tag_code < 3:
                 payload_len = len(frame) - SECURED_HEADER_LEN - TAG_LENGTHS[tag_code] - FCS_LEN
-                fcnt = int.from_bytes(frame[20:24], "big")
-                state = LinkState(frame[18], frame[19], fcnt, tag_code, max(payload_len, 1))
-                self.links[(frame[2:10], frame[10:18])] = state
+                key_id, key_gen, fcnt = secured
+                state = LinkState(key_id, key_gen, fcnt, tag_code, max(payload_len, 1))
+                self.links[(src, dst)] = state
         if self._secrets:
             self._scan(frame)
 
@@ -261,9 +265,10 @@ class Attacker:
         if self._is_up(capture):
             return self.gateway
         frame = capture.frame
-        if len(frame) < HEADER_LEN or frame[1] & FLAG_GROUP:
+        if len(frame) < HEADER_LEN:
             return None
-        return frame[10:18]
+        _ftype, flags, _src, dst = peek(frame)
+        return None if flags & FLAG_GROUP else dst
 
     def _flip_bits(self, data: bytearray, start: int, end: int) -> None:
         flips = self.rng.sample(range(start * 8, end * 8), min(1 + self.rng.randrange(3), 8))

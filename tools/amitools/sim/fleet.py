@@ -16,17 +16,17 @@ from pathlib import Path
 from ami import crypto
 from ami import identity as ident
 from ami.link import frame, messages
-from ami.meter import Config, Meter
-from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
-from ami.ports.metrology import SimMetrology
 
 from amitools.headend import HeadEnd
 from amitools.headend.monitor import SecurityMonitor
 from amitools.office.provision import DeviceKit, Provisioned, device_eui, new_private, provision
 from amitools.scenarios.campaign import CommandCampaign
 from amitools.scenarios.lifecycle import LifecycleCampaign
+from amitools.scenarios.stage import Stage
 from amitools.sim.attacker import Attacker
+from amitools.sim.cpnode import CPythonMeter
+from amitools.sim.meternode import MeterNode
 from amitools.sim.mpnode import MicroPythonMeter
 from amitools.sim.radio import LinkParams, Medium
 
@@ -45,7 +45,7 @@ class Tracked:
     the same bytes twice, in any order. A replayed frame whose original the radio lost is a
     first delivery, not an attack success; accepting any frame a second time is one."""
 
-    def __init__(self, node) -> None:
+    def __init__(self, node: MeterNode | HeadEnd) -> None:
         self.node = node
         self.address = node.address
         # 64-bit hashes of accepted frames: a collision would only report a false double.
@@ -84,7 +84,8 @@ class DemoOptions:
 
 
 class Fleet:
-    """Everything of one run, wired together."""
+    """Everything of one run, wired together. Campaigns see only its `stage()`; each
+    reports its own sections, and `report` assembles the demo report."""
 
     def __init__(
         self, opts: DemoOptions, workdir: Path, prov: Provisioned | None = None,
@@ -109,24 +110,21 @@ class Fleet:
         self.medium = Medium(opts.seed, link, self.headend.address)
         self.he = Tracked(self.headend)
         self.medium.attach(self.he, start_ms=T0_MS)
+        self.headend.serve(self.medium)
         self.meters: dict[bytes, Tracked] = {}
-        self.mp: list[MicroPythonMeter] = []
+        self.in_process: list[Tracked] = []
         # Power-on spread: a gateway sends about 50 join exchanges a second at 100 kbit/s,
         # so a partition powers on over 30 ms per meter (at least 10 s), not all at once.
         config = {"join_spread_ms": max(10_000, 30 * len(self.prov.devices))}
         for i, kit in enumerate(self.prov.devices):
             seed = b"m%d/" % opts.seed + kit.eui
             if shard == 0 and i < opts.micropython:
-                node = MicroPythonMeter(
+                tracked = Tracked(MicroPythonMeter(
                     kit.eui, workdir / kit.eui.hex(), kit.image, kit.secret, seed, config
-                )
-                self.mp.append(node)
+                ))
             else:
-                node = Meter(
-                    kit.storage(), kit.secret, DeterministicEntropy(seed), SimMetrology(seed),
-                    Config(**config), anchor=MemoryAnchor(),
-                )
-            tracked = Tracked(node)
+                tracked = Tracked(CPythonMeter(kit, seed, config))
+                self.in_process.append(tracked)
             self.meters[kit.eui] = tracked
             self.medium.attach(tracked, start_ms=T0_MS)
         self.attacker = Attacker(self.medium, opts.seed)
@@ -167,49 +165,37 @@ class Fleet:
                 self.medium.run(at)
                 action()
         self.medium.run(end)
-        self.period_seqs = {eui: self.meter_info(m.node)[0] for eui, m in self.meters.items()}
+        self.period_seqs = {eui: m.node.info()["next_seq"] for eui, m in self.meters.items()}
         self.medium.run(end + DRAIN_MS)
         self.headend.flush()
         return time.perf_counter() - t
 
-    def meter_info(self, node) -> tuple[int, int, dict, int | None, dict]:
-        """(next_seq, queued readings, stats, relay state, event counts by kind) of an
-        in-process or MicroPython meter."""
-        if isinstance(node, MicroPythonMeter):
-            info = node.query(self.medium.now)
-            return info["next_seq"], info["queue"], info["stats"], info["relay"], info["events"]
-        relay = node.relay.state if node.state != "unprovisioned" else None
-        return node.next_seq, len(node.queue), node.stats, relay, node.event_counts()
-
-    def command_log(self, address: bytes) -> list[tuple[int, bytes, int, str]]:
-        """The meter's recent command verdicts: (time, envelope tag, command, verdict)."""
-        node = self.meters[address].node
-        if isinstance(node, MicroPythonMeter):
-            info = node.query(self.medium.now)
-            return [(t, bytes.fromhex(g), c, v) for t, g, c, v in info["commands"]]
-        return list(node.commands.log)
-
     def reboot(self, address: bytes) -> None:
         """Power-cycle a meter: its storage survives, everything in RAM is lost."""
-        tracked = self.meters[address]
-        node = tracked.node
-        if isinstance(node, MicroPythonMeter):
-            node.reboot()
-        else:
-            kit = next(k for k in self.prov.devices if k.eui == address)
-            seed = b"m%d/" % self.opts.seed + kit.eui
-            tracked.node = Meter(
-                node.storage, kit.secret, DeterministicEntropy(seed + b"/reboot"),
-                SimMetrology(seed), node.cfg, anchor=node.anchor,
-            )
+        self.meters[address].node.reboot()
         self.medium.restart(address)
+
+    def press_button(self, address: bytes) -> None:
+        """Press a meter's local restore button now."""
+        self.meters[address].node.press_button(self.medium.now)
+        self.medium.poke(address)
+
+    def stage(self) -> Stage:
+        """What the campaigns act on."""
+        return Stage(
+            headend=self.headend, attacker=self.attacker, meters=list(self.meters.values()),
+            in_process=list(self.in_process), prov=self.prov, seed=self.opts.seed,
+            now=lambda: self.medium.now, reboot=self.reboot, press_button=self.press_button,
+            sniff=self.medium.add_sniffer,
+        )
 
     # ---- attacks -----------------------------------------------------------------------
 
     def schedule_commands(self) -> None:
         """Signed commands and the attacks on them, from an hour after the joins."""
-        self.campaign = CommandCampaign(self)
-        self.lifecycle = LifecycleCampaign(self, self.campaign)
+        stage = self.stage()
+        self.campaign = CommandCampaign(stage)
+        self.lifecycle = LifecycleCampaign(stage, self.campaign)
         self.script += self.campaign.script(self.join_end + HOUR_MS)
         self.script += self.lifecycle.script(self.join_end + HOUR_MS)
 
@@ -235,16 +221,16 @@ class Fleet:
         req = messages.encode_join_request(1, ident.compress_point(gx), rng.random_bytes(8))
         a.attempt("rogue_join", frame.encode(frame.JOIN_REQUEST, stranger, he, req), he, at)
         # Captured join frames, replayed: a JoinAccept to its meter, a request to the head end.
-        for cap in a.captures(lambda c: c.frame[0] & 0x0F == frame.JOIN_RESPONSE)[:5]:
+        for cap in a.captures(lambda c: frame.peek(c.frame)[0] == frame.JOIN_RESPONSE)[:5]:
             a.attempt("join_accept_replay", cap.frame, None, at + 1000)
-        for cap in a.captures(lambda c: c.frame[0] & 0x0F == frame.JOIN_REQUEST)[:5]:
+        for cap in a.captures(lambda c: frame.peek(c.frame)[0] == frame.JOIN_REQUEST)[:5]:
             a.attempt("join_request_replay", cap.frame, he, at + 2000)
         # A forged certificate and a real certificate without its key, raced against a real
         # join: the victim rejoins, and the attacker answers the head end's response first.
         self._rejoin_race(at + 60_000)
 
     def _rejoin_race(self, at: int) -> None:
-        victims = [m for m in self.meters.values() if isinstance(m.node, Meter)][:2]
+        victims = self.in_process[:2]  # the harness drops their sessions directly
         if not victims:
             return
         a = self.attacker
@@ -255,9 +241,11 @@ class Fleet:
         plans = {v.address: kind for v, kind in zip(victims, kinds, strict=False)}
 
         def on_sniff(t: int, src: bytes, data: bytes) -> None:
-            if data[0] & 0x0F != frame.JOIN_RESPONSE or data[10:18] not in plans:
+            if not plans:
                 return
-            victim = data[10:18]
+            ftype, _flags, _src, victim = frame.peek(data)
+            if ftype != frame.JOIN_RESPONSE or victim not in plans:
+                return
             kind = plans.pop(victim)
             kit = next(k for k in self.prov.devices if k.eui == victim)
             if kind == "forged_certificate":
@@ -283,10 +271,10 @@ class Fleet:
         meter_stats: Counter[str] = Counter()
         device_events: Counter[str] = Counter()
         for m in self.meters.values():
-            _seq, queued, stats, _relay, events = self.meter_info(m.node)
-            pending += queued
-            meter_stats.update(stats)
-            device_events.update(events)
+            info = m.node.info()
+            pending += info["queue"]
+            meter_stats.update(info["stats"])
+            device_events.update(info["events"])
         retired = self.lifecycle.retired() if self.lifecycle else set()
         sent = stored = stranded = 0
         for eui, n in self.period_seqs.items():
@@ -301,26 +289,23 @@ class Fleet:
         rejections = Counter(self.headend.stats)
         rejections.update(meter_stats)
         events = {k: rejections.pop(k) for k in EVENTS if k in rejections}
-        commands = self.campaign.report() if self.campaign else None
-        if self.lifecycle and self.lifecycle.enabled:
-            commands["attacks"]["key_theft"] = self.lifecycle.theft.report()
-        if commands:
-            for kind, entry in commands["attacks"].items():
-                attacks["by_kind"][kind] = entry
+        extra = {}
+        if self.campaign and self.lifecycle:
+            # Each campaign reports its own sections and scores its own attacks (which
+            # replace the attacker's raw count of the same kind).
+            extra = self.campaign.report()
+            for campaign in (self.campaign, self.lifecycle):
+                attacks["by_kind"].update(campaign.attack_scores())
             attacks["attempted"] = sum(e["attempted"] for e in attacks["by_kind"].values())
             attacks["accepted"] = sum(e["accepted"] for e in attacks["by_kind"].values())
-        extra = {}
-        if commands:
-            extra = {
-                "commands": commands["commands"],
-                "relay": commands["relay"],
+            extra |= {
                 "events": dict(sorted(device_events.items())),
                 "security_monitor": self.headend.monitor.summary(),
                 "lifecycle": self.lifecycle.report(),
             }
         return extra | {
             "meters": len(self.meters),
-            "micropython_meters": len(self.mp),
+            "micropython_meters": len(self.meters) - len(self.in_process),
             "joined": self.joined_in_join_phase,
             "join_failures": meter_stats.get("join_timeout", 0),
             "readings": {
@@ -366,8 +351,8 @@ class Fleet:
     def close(self) -> None:
         if self._capture is not None:
             self._capture.close()
-        for m in self.mp:
-            m.close()
+        for m in self.meters.values():
+            m.node.close()
         self.registry.db.close()
 
 

@@ -20,7 +20,8 @@ HEAP = "256K"
 
 
 class MicroPythonMeter:
-    """Node interface (start, receive, tick, next_wakeup) over a unix-port process."""
+    """The node adapter interface (`amitools.sim.meternode.MeterNode`) over a unix-port
+    process."""
 
     def __init__(
         self, address: bytes, node_dir: Path, image: dict[str, bytes], secret: bytes,
@@ -36,6 +37,7 @@ class MicroPythonMeter:
         (node_dir / "seed.bin").write_bytes(seed)
         (node_dir / "config.json").write_text(json.dumps(config or {}))
         self.boots = 0
+        self._now = 0
         self._wake: int | None = None
         self._proc: subprocess.Popen | None = None
         self._decoder = SlipDecoder(4096)
@@ -56,8 +58,9 @@ class MicroPythonMeter:
         if proc is None or proc.stdin is None or proc.stdout is None:
             raise RuntimeError("MicroPython node is not running")
         proc.stdin.write(slip_encode(op + now_ms.to_bytes(8, "big") + data))
+        self._now = now_ms
         frames: list[bytes] = []
-        self.info: dict | None = None
+        self._info: dict | None = None
         while True:
             chunk = proc.stdout.read(65536)  # unbuffered: one read(2), whatever is there
             if not chunk:
@@ -67,7 +70,7 @@ class MicroPythonMeter:
                 if kind == b"F":
                     frames.append(body)
                 elif kind == b"J":
-                    self.info = json.loads(body)
+                    self._info = json.loads(body)
                 elif kind == b"D":
                     wake = int.from_bytes(body[:8], "big")
                     self._wake = None if wake == (1 << 64) - 1 else wake
@@ -98,10 +101,10 @@ class MicroPythonMeter:
         """The tamper input fires: the firmware erases its secrets."""
         self._call(b"Z", now_ms)
 
-    def query(self, now_ms: int) -> dict:
-        """Stats, state and queue length from inside the firmware."""
-        self._call(b"Q", now_ms)
-        return self.info or {}
+    def info(self) -> dict:
+        """The firmware's `Meter.info()`, asked of the process (at the time it last saw)."""
+        self._call(b"Q", self._now)
+        return self._info or {}
 
     def reboot(self) -> None:
         """Power cut: kill the process, keep its flash directory, start it again."""

@@ -56,15 +56,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-MTU = 255
-HEADER_LEN = 18
-SECURED_HEADER_LEN = 24
-FCS_LEN = 2
-FLAG_SECURED = 0x01
-FLAG_GROUP = 0x02
-FLAG_DOWN = 0x04
-DST = slice(10, 18)
-SRC = slice(2, 10)
+from ami.link.frame import GROUP as FLAG_GROUP
+from ami.link.frame import HEADER_LEN, MTU, peek
+
 DEFAULT_BITRATE = 100_000
 
 # Event kinds. Events are (time_ms, seq, kind, a, b) tuples: seq is unique, so tuples never
@@ -496,8 +490,8 @@ class Medium:
             return gw
         if len(frame) < HEADER_LEN:
             return None
-        dst = frame[10:18]
-        if frame[1] & FLAG_GROUP:
+        _ftype, flags, _src, dst = peek(frame)
+        if flags & FLAG_GROUP:
             members = self._groups.get(dst)
             if not members:
                 return None
@@ -613,7 +607,7 @@ class Medium:
         elif len(frame) < HEADER_LEN:
             receivers = None
         else:
-            receivers = self._route(frame[2:10], frame)
+            receivers = self._route(peek(frame)[2], frame)
         if receivers is not None:
             handle.status = "delivered"
             for rx in [receivers] if type(receivers) is _Port else receivers:

@@ -53,8 +53,8 @@ import struct
 
 from ami.link import messages
 from ami.link.frame import FrameError
-from ami.link.records import check_record_name, read_valid
 from ami.runtime import const
+from ami.store.records import check_record_name, read_valid
 
 EVENT_LEN = const(12)
 MAX_EVENTS = const(13)  # per EVENTS message (section 10.4)

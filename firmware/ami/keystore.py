@@ -1,6 +1,6 @@
 """The device key store: identity and keys behind a secure-element-style API.
 
-Everything lives in the sealed record "keystore" (ami.link.records): encrypted and
+Everything lives in the sealed record "keystore" (ami.store.records): encrypted and
 authenticated under the storage key, which comes from the device-unique secret, so a copied
 file without that secret reveals nothing; the record is anchored, so putting back an older
 copy is detected. Private and root keys never leave this object: callers ask it to sign,
@@ -22,7 +22,8 @@ tags are kept, so a later image can add fields.
 import struct
 
 from ami import crypto
-from ami.link.records import RecordCorrupt, RecordRollback
+from ami.keyschedule import mic_key, root_kek
+from ami.store.records import RecordCorrupt, RecordRollback
 
 RECORD = "keystore"
 
@@ -46,7 +47,6 @@ ACTIVE = 1
 PENDING = 2
 RETIRING = 3
 
-ROOT_KEK_INFO = b"AMI root kek"
 ROOT_ATTEMPTS = 3  # joins begun with a pending root before falling back to the active one
 
 _SIZES = {T_EUI: 8, T_HE_EUI: 8, T_CA_PUBLIC: 65, T_HE_PUBLIC: 65}
@@ -230,7 +230,7 @@ class Keystore:
 
     def join_mic(self, covered):
         """The JOIN_REQUEST mic under the key derived from the join's root key."""
-        from ami.link.join import mic_key, request_mic
+        from ami.link.join import request_mic
 
         return request_mic(mic_key(self._value(self._join_root, U_DERIVE)), covered)
 
@@ -256,7 +256,7 @@ class Keystore:
         active = self._find(ROOT, ACTIVE)
         if generation <= active[4]:
             return "key_generation"
-        kek = crypto.hkdf_sha256(self._value(active, U_UNWRAP), b"", ROOT_KEK_INFO, 16)
+        kek = root_kek(self._value(active, U_UNWRAP))
         try:
             root = crypto.aes_key_unwrap(kek, wrapped)
         except (crypto.AuthError, ValueError):

@@ -22,7 +22,7 @@ from ami.commands import envelope as E
 from ami.commands.execute import CommandExecutor
 from ami.commands.verify import RECORD as CMDSTATE_RECORD
 from ami.commands.verify import CommandVerifier
-from ami.crypto import AuthError, aes_key_unwrap, hkdf_sha256, p256
+from ami.crypto import AuthError, aes_key_unwrap, p256
 from ami.events import (
     ALARM,
     CRITICAL,
@@ -33,17 +33,19 @@ from ami.events import (
     EventLog,
     kind_for,
 )
+from ami.keyschedule import derive_storage_key, rekey_kek
 from ami.keystore import RECORD as KEYSTORE_RECORD
 from ami.keystore import Keystore, KeystoreError
 from ami.link import frame, messages
-from ami.link.counters import CounterExhausted, RxFloor, TxCounter
 from ami.link.groups import RECORD as GROUPS_RECORD
 from ami.link.groups import Groups
 from ami.link.join import DEVNONCE_RECORD, DeviceJoin, Pending
-from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
 from ami.link.replay import ReplayWindow
+from ami.outcomes import Rejected
 from ami.readings import ReadingQueue
 from ami.runtime import const
+from ami.store.counters import CounterExhausted, RxFloor, TxCounter
+from ami.store.records import RecordCorrupt, RecordStore
 
 UNPROVISIONED = "unprovisioned"
 IDLE = "idle"
@@ -64,7 +66,6 @@ ANCHORED = (KEYSTORE_RECORD, DEVNONCE_RECORD, SESSION_RECORD, _REKEY, _TX, _RX, 
             GROUPS_RECORD, R.RECORD)
 # Records that hold keys: erased by a zeroization, levelled at boot (Meter._level_secrets).
 _SECRETS = (KEYSTORE_RECORD, SESSION_RECORD, _REKEY, GROUPS_RECORD)
-REKEY_KEK_INFO = b"AMI rekey kek"
 _REJOIN_DELAY_MS = const(2000)
 _ZERO_COMMAND = const(1)  # ZEROIZED causes (the top 2 bits of the event's detail)
 _ZERO_TAMPER = const(2)
@@ -405,12 +406,12 @@ class Meter:
     def _on_join_response(self, fr):
         if self.state != JOINING:
             return self._reject("unexpected")
-        reason, result = self._join.respond(fr, self.last_join_nonce)
-        if reason:
-            return self._reject(reason)
-        confirm, self._pending = result
+        out = self._join.respond(fr, self.last_join_nonce)
+        if isinstance(out, Rejected):
+            return self._reject(out.reason)
+        self._pending = out.pending
         self.state = CONFIRMING
-        return None, [confirm]
+        return None, [out.confirm]
 
     def _on_session_start(self, fr):
         """A frame under pending keys. A join's keys start with its SESSION_START; rekeyed
@@ -727,7 +728,7 @@ class Meter:
         s = self._session
         if epoch <= (self.last_join_nonce or 0) or epoch & 0xFF == s.key_gen:
             return "key_generation"
-        kek = hkdf_sha256(s.k_down, b"", REKEY_KEK_INFO, 16)
+        kek = rekey_kek(s.k_down)
         try:
             keys = aes_key_unwrap(kek, wrapped)
         except (AuthError, ValueError):

@@ -54,8 +54,8 @@ prefix must not change over a device's life (max_queue may: the page size follow
 
 import struct
 
-from ami.link.records import check_record_name, read_valid
 from ami.runtime import const
+from ami.store.records import check_record_name, read_valid
 
 READING_LEN = const(16)
 MAX_PAGE = const(64)  # readings a page may hold (P is at most this)

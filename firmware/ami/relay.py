@@ -73,13 +73,13 @@ DISCONNECTED with a full operation history (no close for an hour): a disconnect 
 can no longer read is never forgotten. The meter anchors this record (`ami.meter.ANCHORED`),
 so deleting both slots or putting back an old pair of them reads as a rollback, which opens
 the relay the same way; without an anchor port, deletion gives the fresh state and an old
-pair the old state (see `ami.link.records`).
+pair the old state (see `ami.store.records`).
 """
 
 import struct
 
-from ami.link.records import RecordCorrupt
 from ami.runtime import const
+from ami.store.records import RecordCorrupt
 
 CONNECTED = const(0)
 DISCONNECTED = const(1)

@@ -4,8 +4,8 @@ its last byte). `make soak` runs every byte. And proof that the campaign can fai
 broken on purpose are caught."""
 
 from ami import meter
-from ami.link.counters import TxCounter
-from ami.link.records import RecordCorrupt, RecordStore
+from ami.store.counters import TxCounter
+from ami.store.records import RecordCorrupt, RecordStore
 from amitools.measure import faults
 from amitools.ondevice import faultcampaign, faultengine, faultstores
 

@@ -13,7 +13,7 @@ Properties, checked after every step:
 
 from __future__ import annotations
 
-from ami.link.records import RecordStore, derive_storage_key
+from ami.keyschedule import derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.gpio import SimRelay
@@ -28,6 +28,7 @@ from ami.relay import (
     RelayPolicy,
     decode,
 )
+from ami.store.records import RecordStore
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule

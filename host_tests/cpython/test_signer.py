@@ -14,9 +14,9 @@ from ami import crypto
 from ami.commands import envelope as E
 from ami.commands.verify import CommandVerifier
 from ami.crypto import AuthError
-from ami.link.records import RecordStore
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 from amitools.office.signer import (
     CounterStore,
     Policy,

@@ -14,10 +14,11 @@ from ami.commands.verify import (
     encode_state,
 )
 from ami.crypto import p256_public_key, sha256
-from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
+from ami.keyschedule import derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordCorrupt, RecordStore
 from fwtest import raises
 
 SIGNER = sha256(b"command signer")

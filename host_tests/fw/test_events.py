@@ -3,11 +3,12 @@
 import sys
 
 from ami import events as E
+from ami.keyschedule import derive_storage_key
 from ami.link.frame import FrameError
-from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 from fwtest import raises
 
 KEY = derive_storage_key(b"event tests")

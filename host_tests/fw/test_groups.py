@@ -4,11 +4,12 @@ windows per (group, key generation), erasure."""
 import struct
 
 from ami import crypto
-from ami.link.groups import KEK_INFO, MAX_GROUPS, RECORD, Groups, group_kek
-from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
+from ami.keyschedule import GROUP_KEK_INFO, derive_storage_key, group_kek
+from ami.link.groups import MAX_GROUPS, RECORD, Groups
 from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordCorrupt, RecordStore
 from fwtest import raises
 
 STORAGE_KEY = derive_storage_key(b"group test device")
@@ -32,8 +33,8 @@ def _wrap(key, k_down=K_DOWN):
 
 
 def test_group_kek_is_derived_from_the_session_downlink_key():
-    assert group_kek(K_DOWN) == crypto.hkdf_sha256(K_DOWN, b"", KEK_INFO, 16)
-    assert KEK_INFO == b"AMI group kek" and group_kek(OTHER_DOWN) != group_kek(K_DOWN)
+    assert group_kek(K_DOWN) == crypto.hkdf_sha256(K_DOWN, b"", GROUP_KEK_INFO, 16)
+    assert GROUP_KEK_INFO == b"AMI group kek" and group_kek(OTHER_DOWN) != group_kek(K_DOWN)
 
 
 def test_join_a_group_and_read_it_back_after_a_reboot():

@@ -6,14 +6,15 @@ from ami import crypto
 from ami.commands import envelope as E
 from ami.events import ALARM, RELAY_OPEN, EventLog
 from ami.identity import compress_point
+from ami.keyschedule import derive_storage_key, group_kek
 from ami.link import frame, messages
-from ami.link.groups import Groups, group_kek
-from ami.link.records import RecordStore, derive_storage_key
+from ami.link.groups import Groups
 from ami.meter import ACTIVE, IDLE, Meter
 from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 from test_meter import GEN, HE, K_DOWN, SECRET, T0, down, meter, provision, uplinks
 from test_meter_lifecycle import (
     EUI,

@@ -8,6 +8,7 @@ import struct
 import sys
 
 from ami import crypto
+from ami.keyschedule import ROOT_KEK_INFO, derive_storage_key, mic_key
 from ami.keystore import (
     ACTIVE,
     DEVICE,
@@ -16,7 +17,6 @@ from ami.keystore import (
     RETIRING,
     ROOT,
     ROOT_ATTEMPTS,
-    ROOT_KEK_INFO,
     SIGNER,
     T_CA_PUBLIC,
     T_CERT,
@@ -35,11 +35,11 @@ from ami.keystore import (
     encode_key,
     image,
 )
-from ami.link.join import mic_key, request_mic
-from ami.link.records import RecordStore, derive_storage_key
+from ami.link.join import request_mic
 from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 from fwtest import raises
 
 EUI = b"\x02AMI\x00\x00\x00\x07"

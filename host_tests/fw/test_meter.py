@@ -3,14 +3,15 @@
 import sys
 
 from ami import crypto
+from ami.keyschedule import derive_storage_key
 from ami.keystore import image
 from ami.link import frame, messages
-from ami.link.records import RecordStore, derive_storage_key
 from ami.meter import ACTIVE, IDLE, UNPROVISIONED, Config, Meter
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 
 EUI = b"\x02AMI\x00\x00\x00\x01"
 HE = b"\x02AMI\xff\xff\x00\x01"

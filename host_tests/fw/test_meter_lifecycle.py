@@ -11,16 +11,17 @@ from ami import crypto
 from ami.commands import envelope as E
 from ami.crypto import aes_ccm_decrypt
 from ami.events import CRITICAL, ZEROIZED
+from ami.keyschedule import derive_storage_key, group_kek
 from ami.keystore import image
 from ami.link import messages
-from ami.link.groups import Groups, group_kek
-from ami.link.records import RecordStore, derive_storage_key
+from ami.link.groups import Groups
 from ami.meter import ACTIVE, ANCHORED, IDLE, UNPROVISIONED, Config, Meter
 from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 from fwtest import raises
 from test_meter import EUI, GEN, HE, K_DOWN, K_UP, MICRO, SECRET, T0, down, uplinks
 

@@ -3,10 +3,11 @@ secret; both runtimes."""
 
 import sys
 
-from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
+from ami.keyschedule import derive_storage_key
 from ami.ports import secret
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordCorrupt, RecordStore
 from fwtest import raises, unhex
 
 PROVISIONED = bytes(range(32))

@@ -4,12 +4,13 @@ import struct
 import sys
 
 from ami.crypto import aes_ccm_encrypt
-from ami.link import records as R
-from ami.link.records import RecordStore, derive_storage_key
+from ami.keyschedule import derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.storage import MemoryStorage
 from ami.readings import RESERVE, ReadingQueue
+from ami.store import records as R
+from ami.store.records import RecordStore
 from fwtest import raises
 
 KEY = derive_storage_key(b"reading tests")

@@ -1,7 +1,7 @@
 """The relay state machine, on both runtimes: transitions, policy, throttle, load limit,
 persistence, corrupt records and power cuts at every write and every byte."""
 
-from ami.link.records import RecordStore, derive_storage_key
+from ami.keyschedule import derive_storage_key
 from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
@@ -20,6 +20,7 @@ from ami.relay import (
     decode,
     encode,
 )
+from ami.store.records import RecordStore
 from fwtest import raises
 
 KEY = derive_storage_key(b"relay test device secret")

@@ -34,8 +34,8 @@ from ami.commands.envelope import (
     decode,
 )
 from ami.crypto import ecdsa_verify
-from ami.link.records import RecordCorrupt
 from ami.runtime import const
+from ami.store.records import RecordCorrupt
 
 RECORD = "cmdstate"
 MAX_GROUPS = const(8)

@@ -18,19 +18,14 @@ previous until (4) | previous key (16)); until 0: no previous key.
 import struct
 
 from ami import crypto
+from ami.keyschedule import group_kek
 from ami.link.replay import ReplayWindow
 
 RECORD = "groups"
-KEK_INFO = b"AMI group kek"
 _ENTRY = 46
 _FMT = ">8sB16sBI16s"
 MAX_GROUPS = 8
 _NO_KEY = bytes(16)
-
-
-def group_kek(k_down):
-    """The key that wraps group keys for one session."""
-    return crypto.hkdf_sha256(k_down, b"", KEK_INFO, 16)
 
 
 class Groups:

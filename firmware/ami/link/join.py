@@ -1,21 +1,16 @@
-"""The three-message join of docs/protocol.md section 3: transcripts, key schedule, and the
-device's half of the handshake. The head end uses the same transcript and key functions."""
+"""The three-message join of docs/protocol.md section 3: transcripts, key confirmation, and
+the device's half of the handshake (the head end's half, ami.link.headend_join, shares them)."""
 
 from ami import crypto
 from ami.crypto import p256
+from ami.keyschedule import session_keys
 from ami.link import frame, messages
+from ami.outcomes import Rejected
 
 LABEL2 = b"AMI-JOIN-2"
 LABEL3 = b"AMI-JOIN-3"
-KEYS_INFO = b"AMI-1 keys"
 CONFIRM_INFO = b"AMI-JOIN-3 confirm"
-MIC_INFO = b"AMI-JOIN-1 mic"
 DEVNONCE_RECORD = "devnonce"
-
-
-def mic_key(root_key):
-    """K_jr, the key of the JOIN_REQUEST mic, from a device's root key."""
-    return crypto.hkdf_sha256(root_key, b"", MIC_INFO, 16)
 
 
 def request_mic(k_jr, covered):
@@ -31,11 +26,6 @@ def transcript2(m1, h2, join_nonce, gy):
 def transcript3(th2, sig_he, h3, cert):
     """TH3 = SHA-256(TH2 || sig_HE || H3 || certificate)."""
     return crypto.sha256(th2 + sig_he + h3 + cert)
-
-
-def split_keys(okm):
-    """K_up, K_down, K_c from the 48 bytes of HKDF output."""
-    return okm[:16], okm[16:32], okm[32:48]
 
 
 def confirm_mac(kc, th3, sig_d):
@@ -64,6 +54,14 @@ class Pending:
         self.deadline_s = deadline_s
 
 
+class JoinAccepted:
+    """A JOIN_RESPONSE the device accepted: the JOIN_CONFIRM to send, the keys it awaits."""
+
+    def __init__(self, confirm, pending):
+        self.confirm = confirm
+        self.pending = pending
+
+
 class DeviceJoin:
     """The device's half of the join: request, then response -> confirm + pending keys."""
 
@@ -90,32 +88,32 @@ class DeviceJoin:
         return m1
 
     def respond(self, fr, last_join_nonce):
-        """Check a decoded JOIN_RESPONSE; returns (reason, None) or (None, (confirm, Pending)).
+        """Check a decoded JOIN_RESPONSE: Rejected, or JoinAccepted.
 
         last_join_nonce is the highest JoinNonce ever accepted (None if never).
         """
         if self._m1 is None:
-            return "unexpected", None
+            return Rejected("unexpected")
         try:
             join_nonce, gy, sig_he = messages.decode_join_response(fr.payload)
         except frame.FrameError as exc:
-            return exc.reason, None
+            return Rejected(exc.reason)
         if last_join_nonce is not None and join_nonce <= last_join_nonce:
-            return "join_nonce_replay", None
+            return Rejected("join_nonce_replay")
         th2 = transcript2(self._m1, fr.header, join_nonce, gy)
         if not crypto.ecdsa_verify(self._ks.he_public, LABEL2 + th2, sig_he):
-            return "bad_signature", None
+            return Rejected("bad_signature")
         try:
             z = self._ks.agree(self._eph, gy)
         except ValueError:
-            return "malformed", None
+            return Rejected("malformed")
         ks = self._ks
         h3 = frame.header(frame.JOIN_CONFIRM, ks.eui, ks.he_eui)
         th3 = transcript3(th2, sig_he, h3, ks.cert)
-        k_up, k_down, kc = split_keys(ks.derive(z, KEYS_INFO + th3, 48))
+        k_up, k_down, kc = session_keys(ks.derive, z, th3)
         sig_d = ks.sign(LABEL3 + th3)
         payload = messages.encode_join_confirm(ks.cert, sig_d, confirm_mac(kc, th3, sig_d))
         confirm = frame.encode(frame.JOIN_CONFIRM, ks.eui, ks.he_eui, payload)
         # One response per request: the ephemeral key is forgotten here (forward secrecy).
         self._m1 = self._eph = None
-        return None, (confirm, Pending(join_nonce, k_up, k_down))
+        return JoinAccepted(confirm, Pending(join_nonce, k_up, k_down))

@@ -4,7 +4,7 @@ A sealed record proves that the device wrote it, not that it is the latest one: 
 can rewrite the flash can put back an older genuine copy (an old key store, a transmit
 counter from before a thousand frames, a command state before the last disconnect). The
 anchor holds, per record name, the highest generation ever written; a record older than
-its anchor is a rollback (see ami.link.records).
+its anchor is a rollback (see ami.store.records).
 
 Interface: `get(name)` -> int (0 if never advanced), `advance(name, value)` raising the
 counter to value (never lowering it). An advance is atomic: a secure element's or a TPM's

@@ -1,4 +1,4 @@
-"""Device secret port: the device-unique secret the storage key comes from (ami.link.records).
+"""Device secret port: the device-unique secret the storage key comes from (ami.store.records).
 
 On a board it binds two halves: the chip's `machine.unique_id()` and a secret written at
 provisioning (into OTP, or a flash partition the record storage does not hold). A copy of

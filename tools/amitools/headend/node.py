@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 from ami import crypto
 from ami import identity as ident
 from ami.commands import envelope as E
-from ami.keystore import ROOT_KEK_INFO
-from ami.link import frame, join, messages
-from ami.link.groups import group_kek
+from ami.keyschedule import group_kek, mic_key, rekey_kek, root_kek
+from ami.link import frame, messages
+from ami.link.headend_join import HeadEndJoin, confirm_certificate, open_request
 from ami.link.replay import ReplayWindow
-from ami.meter import REKEY_KEK_INFO
+from ami.outcomes import Rejected
 
 from amitools.headend.monitor import SecurityMonitor
 from amitools.headend.registry import GroupRow
-from amitools.reference import spec
 
 JOIN_RATE = 4  # join requests per device ...
 JOIN_WINDOW_MS = 300_000  # ... per five minutes
@@ -55,11 +54,7 @@ class HeadEndIdentity:
 class PendingJoin:
     """A JOIN_RESPONSE sent, waiting for the device's JOIN_CONFIRM."""
 
-    join_nonce: int
-    th2: bytes
-    sig_he: bytes
-    eph: bytes
-    gx: bytes
+    join: HeadEndJoin
     root: bytes  # the root key the request's mic proved (a pending one is being confirmed)
     root_pending: bool = False
 
@@ -144,7 +139,7 @@ class HeadEnd:
         for row in registry.devices():
             self.devices[row.eui] = Device(
                 row.eui, row.public, row.root_key, row.revoked, row.last_dev_nonce,
-                row.join_nonce, join.mic_key(row.root_key), root_gen=row.root_gen,
+                row.join_nonce, mic_key(row.root_key), root_gen=row.root_gen,
                 pending_root=row.pending_root, pending_gen=row.pending_gen,
             )
             if row.decommission is not None:
@@ -382,54 +377,40 @@ class HeadEnd:
     # ---- join --------------------------------------------------------------------------
 
     def _on_join_request(self, dev: Device, fr) -> tuple[str | None, list[bytes]]:
-        try:  # join payloads go through the independent construct spec (a cold path)
-            req = spec.parse_join(frame.JOIN_REQUEST, fr.payload)
-        except spec.SpecError as exc:
-            return self._reject(exc.reason)
-        dev_nonce, gx, mic = req.dev_nonce, req.g_x, req.mic
-        covered = fr.raw[: -len(mic)]
-        root, root_pending = dev.root_key, False
-        if dev.pending_root is not None and crypto.constant_time_eq(
-            join.request_mic(join.mic_key(dev.pending_root), covered), mic
-        ):
-            root, root_pending = dev.pending_root, True  # the device confirms its new root
-        elif not crypto.constant_time_eq(join.request_mic(dev.mic_key, covered), mic):
-            return self._reject("auth")  # nothing below runs for a request it did not send
+        keys = (dev.mic_key,) if dev.pending_root is None else (mic_key(dev.pending_root),
+                                                                   dev.mic_key)
+        req = open_request(fr, keys)
+        if isinstance(req, Rejected):
+            return self._reject(req.reason)
+        root_pending = dev.pending_root is not None and req.key_index == 0
+        root = dev.pending_root if root_pending else dev.root_key  # a new root is confirmed
         times = dev.join_times
         while times and times[0] <= self._now - JOIN_WINDOW_MS:
             times.popleft()
         if len(times) >= JOIN_RATE:
             return self._reject("rate_limited")
-        if dev.last_dev_nonce is not None and dev_nonce <= dev.last_dev_nonce:
-            return self._reject("dev_nonce_replay")
-        try:
-            ident.compress_point(gx)
-        except ValueError:
-            return self._reject("malformed")
-        times.append(self._now)
-        eph, gy = join.ephemeral(self.entropy)
+        he_join = HeadEndJoin(self.address, self.id.private, self.entropy)
         join_nonce = dev.join_nonce + 1
+        response = he_join.respond(fr, req, root, join_nonce, dev.last_dev_nonce)
+        if isinstance(response, Rejected):
+            return self._reject(response.reason)
+        times.append(self._now)
         # Durable before the response leaves: neither nonce can be accepted twice.
-        self.registry.save_join(dev.eui, dev_nonce, join_nonce)
-        dev.last_dev_nonce = dev_nonce
+        self.registry.save_join(dev.eui, req.dev_nonce, join_nonce)
+        dev.last_dev_nonce = req.dev_nonce
         dev.join_nonce = join_nonce
-        h2 = frame.header(frame.JOIN_RESPONSE, self.address, dev.eui, down=True)
-        th2 = join.transcript2(fr.raw, h2, join_nonce, gy)
-        sig_he = crypto.ecdsa_sign(self.id.private, join.LABEL2 + th2)
-        dev.pending = PendingJoin(join_nonce, th2, sig_he, eph, gx, root, root_pending)
+        dev.pending = PendingJoin(he_join, root, root_pending)
         self.stats["join_request"] += 1
-        payload = messages.encode_join_response(join_nonce, gy, sig_he)
-        return None, [frame.encode(frame.JOIN_RESPONSE, self.address, dev.eui, payload, down=True)]
+        return None, [response]
 
     def _on_join_confirm(self, dev: Device, fr) -> tuple[str | None, list[bytes]]:
         p = dev.pending
         if p is None:
             return self._reject("unexpected")
         try:
-            conf = spec.parse_join(frame.JOIN_CONFIRM, fr.payload)
-            cert_bytes, sig_d, mac = conf.certificate, conf.sig_d, conf.mac
+            cert_bytes = confirm_certificate(fr)
             cert = ident.decode_certificate(cert_bytes)
-        except (spec.SpecError, ident.CertificateError):
+        except (frame.FrameError, ident.CertificateError):
             return self._reject("bad_certificate")
         reason = ident.verify_certificate(
             cert, self.id.ca_public, eui=dev.eui, roles=(ident.ROLE_METER, ident.ROLE_HUB),
@@ -439,29 +420,24 @@ class HeadEnd:
             reason = "bad_certificate"  # a genuine certificate, but not the registered key
         if reason:
             return self._reject(reason)
-        th3 = join.transcript3(p.th2, p.sig_he, fr.header, cert_bytes)
-        if not crypto.ecdsa_verify(dev.public, join.LABEL3 + th3, sig_d):
-            return self._reject("bad_signature")
-        z = crypto.ecdh(p.eph, p.gx)
-        k_up, k_down, kc = join.split_keys(
-            crypto.hkdf_sha256(z, p.root, join.KEYS_INFO + th3, 48)
-        )
-        if not crypto.constant_time_eq(join.confirm_mac(kc, th3, sig_d), mac):
-            return self._reject("key_confirmation")
+        joined = p.join.confirm(fr, dev.public)
+        if isinstance(joined, Rejected):
+            return self._reject(joined.reason)
         dev.pending = None
         if p.root_pending:
             self.registry.promote_root(dev.eui)
             dev.root_key, dev.root_gen = p.root, dev.pending_gen or dev.root_gen + 1
-            dev.mic_key = join.mic_key(p.root)
+            dev.mic_key = mic_key(p.root)
             dev.pending_root = dev.pending_gen = None
             self.stats["root_rotated"] += 1
         dev.previous = dev.rekey = None
-        session = Session(p.join_nonce, k_up, k_down, RESERVE)
-        self.registry.save_session(dev.eui, p.join_nonce, k_up, k_down, RESERVE)
+        n = joined.join_nonce
+        session = Session(n, joined.k_up, joined.k_down, RESERVE)
+        self.registry.save_session(dev.eui, n, joined.k_up, joined.k_down, RESERVE)
         dev.session = session
         self.joins += 1
         self.stats["joined"] += 1
-        return None, self._seal(dev, messages.encode_session_start(p.join_nonce))
+        return None, self._seal(dev, messages.encode_session_start(n))
 
     # ---- data --------------------------------------------------------------------------
 
@@ -537,7 +513,7 @@ class HeadEnd:
         self.registry.save_join(eui, dev.last_dev_nonce, epoch)
         dev.join_nonce = epoch
         keys = self.entropy.random_bytes(32)
-        kek = crypto.hkdf_sha256(s.k_down, b"", REKEY_KEK_INFO, 16)
+        kek = rekey_kek(s.k_down)
         env = sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui,
                    (E.KC_SESSION, 0, epoch, grace_s, crypto.aes_key_wrap(kek, keys)))
         dev.rekey = PendingRekey(E.decode(env).counter, epoch, keys[:16], keys[16:], grace_s)
@@ -552,7 +528,7 @@ class HeadEnd:
         root = self.entropy.random_bytes(16)
         self.registry.save_pending_root(eui, gen, root)  # durable before it leaves
         dev.pending_root, dev.pending_gen = root, gen
-        kek = crypto.hkdf_sha256(dev.root_key, b"", ROOT_KEK_INFO, 16)
+        kek = root_kek(dev.root_key)
         env = sign(E.KEY_CHANGE, E.TARGET_DEVICE, eui,
                    (E.KC_ROOT, 0, gen, 0, crypto.aes_key_wrap(kek, root)))
         self.send_command(eui, env)

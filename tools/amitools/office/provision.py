@@ -22,12 +22,13 @@ from typing import Any
 from ami import crypto
 from ami import identity as ident
 from ami.crypto import p256
+from ami.keyschedule import derive_storage_key
 from ami.keystore import RECORD
 from ami.keystore import image as keystore_image
-from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy, SystemEntropy
 from ami.ports.secret import device_secret
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 
 from amitools.headend import HeadEndIdentity, Registry
 from amitools.office.signer import Signer, hsm_kek

@@ -50,10 +50,10 @@ for _name in ORDER[:-1]:
 # is left in few large holes rather than many small ones (a table or a page buffer needs a
 # contiguous block).
 FIRMWARE = (
-    "ami.crypto", "ami.link.frame", "ami.link.messages", "ami.link.records", "ami.ports.storage",
+    "ami.crypto", "ami.link.frame", "ami.link.messages", "ami.store.records", "ami.ports.storage",
     "ami.ports.flashsim", "ami.ports.anchor", "ami.keystore", "ami.events", "ami.relay",
     "ami.commands.envelope", "ami.commands.verify", "ami.commands.execute", "ami.link.join",
-    "ami.link.counters", "ami.link.groups", "ami.link.replay", "ami.readings", "ami.meter",
+    "ami.store.counters", "ami.link.groups", "ami.link.replay", "ami.readings", "ami.meter",
 )
 
 

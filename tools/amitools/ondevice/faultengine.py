@@ -18,10 +18,11 @@ import gc
 
 from ami import crypto
 from ami import keystore as K
-from ami.link.records import RecordStore, derive_storage_key
+from ami.keyschedule import derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 
 try:  # the rollback anchor (a secure element's monotonic counters), where the port exists
     from ami.ports.anchor import MemoryAnchor

@@ -8,12 +8,13 @@ from ami import keystore as K
 from ami import relay as R
 from ami.commands import envelope as C
 from ami.commands.verify import CommandVerifier
+from ami.keyschedule import root_kek
 from ami.link import frame, messages
-from ami.link.counters import RxFloor, TxCounter
 from ami.link.join import DeviceJoin
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.gpio import SimRelay
 from ami.ports.storage import MemoryStorage
+from ami.store.counters import RxFloor, TxCounter
 
 try:
     from amitools.ondevice import faultengine as F
@@ -35,7 +36,7 @@ def scenario_keystore(t, step):
     signer1 = crypto.p256_public_key(F.scalar(b"signer 1"))
     signer2 = crypto.p256_public_key(F.scalar(b"signer 2"))
     versions = [F.keystore_payload(v, signers=((1, signer1),)) for v in range(3)]
-    kek = crypto.hkdf_sha256(F.root_key(2), b"", K.ROOT_KEK_INFO, 16)
+    kek = root_kek(F.root_key(2))
     ops = (
         ("write", versions[1]),
         ("write", versions[2]),

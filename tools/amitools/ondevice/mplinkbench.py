@@ -2,11 +2,12 @@
 
     micropython mplinkbench.py NODE_DIR
 
-NODE_DIR (written by amitools.measure.linkbench) holds a provisioned device: `flash/` with its
-key store image, `secret.bin`, and `he.key`, the head end's private key, used here only to
-play the head end's side of the join outside the timed sections. Prints one JSON line:
-medians in microseconds of the device's join computation and of the receive path of a
-secured downlink (CRC, parse, replay check, CCM, dispatch).
+NODE_DIR (written by amitools.sim.nodedir) holds a provisioned device: `flash/` with its
+key store image, `secret.bin`, `he.key` (the head end's private key) and `root.key` (the
+registry's copy of the device root key), used here only to play the head end's side of the
+join outside the timed sections. Prints one JSON line: medians in microseconds of the
+device's join computation and of the receive path of a secured downlink (CRC, parse, replay
+check, CCM, dispatch).
 """
 
 import json
@@ -25,13 +26,16 @@ except ImportError:
 
 
 from ami import crypto
+from ami.keyschedule import derive_storage_key, mic_key
 from ami.keystore import Keystore
 from ami.link import frame, join, messages
-from ami.link.records import RecordStore, derive_storage_key
+from ami.link.headend_join import HeadEndJoin, open_request
 from ami.meter import Meter
+from ami.outcomes import Rejected
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import FileStorage, MemoryStorage
+from ami.store.records import RecordStore
 
 
 def median(xs):
@@ -41,10 +45,11 @@ def median(xs):
 
 def load(node_dir):
     read = FileStorage(node_dir).read
-    return FileStorage(node_dir + "/flash").snapshot(), read("secret.bin"), read("he.key")
+    return (FileStorage(node_dir + "/flash").snapshot(), read("secret.bin"), read("he.key"),
+            read("root.key"))
 
 
-def bench_join(image, secret, he_private, rounds):
+def bench_join(image, secret, he_private, root_key, rounds):
     """Device work of one join: request (DevNonce record, ephemeral key, mic) and response
     (verify the head end, ECDH, key schedule, sign, confirm); the head end's part untimed."""
     entropy = DeterministicEntropy(b"join bench")
@@ -52,25 +57,20 @@ def bench_join(image, secret, he_private, rounds):
     ks = Keystore.load(records)
     dj = join.DeviceJoin(ks, records, entropy)
     he_entropy = DeterministicEntropy(b"he bench")
+    mic_keys = (mic_key(root_key),)
     times = []
     for i in range(rounds):
         t0 = ticks_us()
         req = dj.request()
         t1 = ticks_us()
         m1 = frame.decode(req)
-        eph, gy = join.ephemeral(he_entropy)
-        h2 = frame.header(frame.JOIN_RESPONSE, ks.he_eui, ks.eui, True)
-        th2 = join.transcript2(m1.raw, h2, i + 1, gy)
-        sig = crypto.ecdsa_sign(he_private, join.LABEL2 + th2)
-        resp = frame.decode(
-            frame.encode(frame.JOIN_RESPONSE, ks.he_eui, ks.eui,
-                         messages.encode_join_response(i + 1, gy, sig), True)
-        )
+        he = HeadEndJoin(ks.he_eui, he_private, he_entropy)
+        resp = frame.decode(he.respond(m1, open_request(m1, mic_keys), root_key, i + 1))
         t2 = ticks_us()
-        reason, result = dj.respond(resp, i)
+        out = dj.respond(resp, i)
         t3 = ticks_us()
-        if reason:
-            raise RuntimeError("join bench: " + reason)
+        if isinstance(out, Rejected):
+            raise RuntimeError("join bench: " + out.reason)
         times.append(ticks_diff(t1, t0) + ticks_diff(t3, t2))
     return times
 
@@ -110,8 +110,8 @@ def bench_receive(image, secret, rounds):
 
 
 def main():
-    image, secret, he_private = load(sys.argv[1])
-    join_times = bench_join(image, secret, he_private, 9)
+    image, secret, he_private, root_key = load(sys.argv[1])
+    join_times = bench_join(image, secret, he_private, root_key, 9)
     rx_times, size = bench_receive(image, secret, 101)
     print(json.dumps({
         "runtime": sys.implementation.name,

@@ -18,11 +18,12 @@ from ami import crypto
 from ami import identity as ident
 from ami import keystore as K
 from ami.commands import envelope as E
+from ami.keyschedule import derive_storage_key, mic_key
 from ami.link import frame, join, messages
 from ami.link.groups import Groups
-from ami.link.records import RecordStore, derive_storage_key
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.storage import MemoryStorage
+from ami.store.records import RecordStore
 
 from amitools.office.provision import SIGNER_KEY_ID, new_private
 
@@ -140,7 +141,7 @@ class KeyTheft:
         # 4. Join as the other meter with the stolen root key's mic.
         gx = ident.compress_point(crypto.p256_public_key(new_private(self.rng)))
         body = messages.join_request_body(1 << 30, gx)
-        mic = join.request_mic(join.mic_key(loot.root),
+        mic = join.request_mic(mic_key(loot.root),
                                frame.header(frame.JOIN_REQUEST, victim, he) + body)
         self._radio("join_as_other_meter",
                     frame.encode(frame.JOIN_REQUEST, victim, he, body + mic), he)
@@ -183,7 +184,7 @@ class KeyTheft:
         he = self.fleet.headend.address
         gx = ident.compress_point(crypto.p256_public_key(new_private(self.rng)))
         body = messages.join_request_body(1 << 30, gx)
-        mic = join.request_mic(join.mic_key(loot.root),
+        mic = join.request_mic(mic_key(loot.root),
                                frame.header(frame.JOIN_REQUEST, loot.eui, he) + body)
         self._radio("join_after_revocation",
                     frame.encode(frame.JOIN_REQUEST, loot.eui, he, body + mic), he)

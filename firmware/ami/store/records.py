@@ -33,7 +33,7 @@ counting, so a put-back copy of the erased contents is a rollback, not a restore
 
 import struct
 
-from ami.crypto import AuthError, aes_ccm_decrypt, aes_ccm_encrypt, hkdf_sha256
+from ami.crypto import AuthError, aes_ccm_decrypt, aes_ccm_encrypt
 from ami.ports.storage import MAX_NAME, check_name
 from ami.runtime import const
 
@@ -46,7 +46,6 @@ OVERHEAD = const(36)  # header and tag: a slot is this much longer than its payl
 MAX_GENERATION = const(0xFFFFFFFF)
 MAX_RECORD_NAME = MAX_NAME - 2  # room for the ".a" / ".b" slot suffix
 SLOTS = (".a", ".b")
-STORAGE_KEY_INFO = b"AMI storage key"
 
 
 class RecordCorrupt(Exception):
@@ -63,13 +62,6 @@ class RecordRollback(RecordCorrupt):
     """An anchored record is older than its anchor (or gone): an old copy was put back."""
 
     reason = "record_rollback"
-
-
-def derive_storage_key(device_secret):
-    """The 16-byte storage key: HKDF-SHA-256(device secret, no salt, "AMI storage key")."""
-    if not isinstance(device_secret, (bytes, bytearray)) or not device_secret:
-        raise ValueError("device secret must be non-empty bytes")
-    return hkdf_sha256(bytes(device_secret), b"", STORAGE_KEY_INFO, 16)
 
 
 def check_record_name(name):

@@ -5,18 +5,12 @@ import struct
 import sys
 
 from ami.crypto import AuthError, aes_ccm_decrypt
-from ami.link.records import (
-    MAX_RECORD_NAME,
-    OVERHEAD,
-    RecordCorrupt,
-    RecordRollback,
-    RecordStore,
-    derive_storage_key,
-)
+from ami.keyschedule import derive_storage_key
 from ami.ports.anchor import MemoryAnchor, StorageAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.storage import MemoryStorage
+from ami.store.records import MAX_RECORD_NAME, OVERHEAD, RecordCorrupt, RecordRollback, RecordStore
 from fwtest import raises, unhex
 
 KEY = derive_storage_key(bytes(range(32)))

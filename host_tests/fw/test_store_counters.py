@@ -1,11 +1,12 @@
 """Persisted counters: reserved ahead, and never reused under a power cut at any write and byte."""
 
-from ami.link.counters import CounterExhausted, RxFloor, TxCounter
-from ami.link.records import RecordCorrupt, RecordStore, derive_storage_key
+from ami.keyschedule import derive_storage_key
 from ami.link.replay import ReplayWindow
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.storage import MemoryStorage
+from ami.store.counters import CounterExhausted, RxFloor, TxCounter
+from ami.store.records import RecordCorrupt, RecordStore
 from fwtest import raises
 
 KEY = derive_storage_key(b"counter tests")

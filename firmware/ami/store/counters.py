@@ -10,8 +10,8 @@ with the old (higher) values rather than the old keys with values from zero.
 
 import struct
 
-from ami.link.records import RecordCorrupt
 from ami.runtime import const
+from ami.store.records import RecordCorrupt
 
 MAX_COUNTER = const(0xFFFFFFFF)
 DEFAULT_RESERVE = const(64)

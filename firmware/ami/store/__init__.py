@@ -1,0 +1,1 @@
+"""Persistence: sealed A/B records (records) and the counters kept in them (counters)."""

@@ -1,33 +1,31 @@
 """Regression tests of the security review's meter-side defects (issue 12, part A), on both
 runtimes: retiring signers, group frames, group joins, alarm eviction and odd values in
-sealed records. Helpers and the provisioned meter come from test_meter_lifecycle."""
+sealed records. The provisioned identity and the downlink helpers come from test_meter."""
 
 from ami import crypto
 from ami.commands import envelope as E
-from ami.events import ALARM, RELAY_OPEN, EventLog
-from ami.identity import compress_point
+from ami.events import ALARM, RELAY_OPEN, EventLog, pack_event
 from ami.keyschedule import derive_storage_key, group_kek
+from ami.keystore import image
 from ami.link import frame, messages
 from ami.link.groups import Groups
 from ami.meter import ACTIVE, IDLE, Meter
-from ami.ports.anchor import MemoryAnchor
 from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
 from ami.store.records import RecordStore
-from test_meter import GEN, HE, K_DOWN, SECRET, T0, down, meter, provision, uplinks
-from test_meter_lifecycle import (
-    EUI,
-    GID,
-    GROUP_KEY,
-    KEY_ID,
-    NOW,
-    SIGNER,
-    _command,
-    _meter,
-    _provision,
-)
+from test_meter import EUI, GEN, HE, K_DOWN, SECRET, T0, down, meter, provision, uplinks
 
+SIGNER = crypto.sha256(b"hardening signer")
+KEY_ID = 2
+GID = b"GRP\x00\x00\x00\x00\x05"
+GROUP_KEY = b"\x6b\xb6" * 8
+NOW = T0 // 1000
+KEYSTORE = image(
+    EUI, bytes(116), crypto.p256_public_key(b"\x66" * 32), HE,
+    crypto.p256_public_key(b"\x77" * 32), b"\x44" * 16, b"\x55" * 32,
+    ((KEY_ID, crypto.p256_public_key(SIGNER)),),
+)
 NEW_SIGNER = crypto.sha256(b"hardening new signer")
 THIEF = crypto.sha256(b"hardening thief")
 M32 = 0xFFFFFFFF
@@ -44,11 +42,27 @@ def _gdown(fcnt, env, gen=1, key=GROUP_KEY):
                       messages.encode_command(env), True, True)
 
 
+def _storage(group=True):
+    """A meter's flash: a key store with signer KEY_ID, an active session and (group) a
+    member of GID under key generation 1."""
+    storage = provision(MemoryStorage())
+    r = RecordStore(storage, derive_storage_key(SECRET), DeterministicEntropy(b"s"))
+    r.write("keystore", KEYSTORE)
+    if group:
+        wrapped = crypto.aes_key_wrap(group_kek(K_DOWN), GROUP_KEY)
+        assert Groups(r).install(K_DOWN, GID, 1, wrapped) is None
+    return storage
+
+
 def _active():
-    anchor = MemoryAnchor()
-    m = _meter(_provision(MemoryStorage(), anchor), anchor)
+    m = meter(_storage())
     m.start(T0)
     return m
+
+
+def _command(counter, command, params=()):
+    body = E.encode(command, E.TARGET_DEVICE, EUI, counter, NOW - 60, NOW + 3600, KEY_ID, params)
+    return messages.encode_command(E.sign(body, SIGNER))
 
 
 def _results(out):
@@ -57,7 +71,8 @@ def _results(out):
 
 def _signer_change(counter, key_id, private):
     """A KEY_CHANGE signed by signer KEY_ID installing private's public key as key_id."""
-    params = (E.KC_SIGNER, key_id, 1, 600, compress_point(crypto.p256_public_key(private)))
+    public = crypto.p256_public_key(private)
+    params = (E.KC_SIGNER, key_id, 1, 600, bytes((2 + (public[64] & 1),)) + public[1:33])
     return _command(counter, E.KEY_CHANGE, params)
 
 
@@ -116,15 +131,7 @@ def test_group_commands_that_fail_their_checks_get_no_answer():
 def _member():
     """A meter that joins GID now, by GROUP_KEY over its session: the group's next frame
     counter is 10 and its last command counter 41 (the head end's broadcasts so far)."""
-    storage = provision(MemoryStorage())
-    r = RecordStore(storage, derive_storage_key(SECRET), DeterministicEntropy(b"s"))
-    from ami.keystore import image
-
-    r.write("keystore", image(
-        EUI, bytes(116), crypto.p256_public_key(b"\x66" * 32), HE,
-        crypto.p256_public_key(b"\x77" * 32), b"\x44" * 16, b"\x55" * 32,
-        ((KEY_ID, crypto.p256_public_key(SIGNER)),),
-    ))
+    storage = _storage(group=False)
     m = meter(storage)
     m.start(T0)
     wrapped = crypto.aes_key_wrap(group_kek(K_DOWN), GROUP_KEY)
@@ -220,8 +227,6 @@ def test_odd_values_in_sealed_records_reach_a_safe_state():
     assert m.stats["counter_exhausted"] >= 1 and m.event_counts().get("counter_exhausted")
     m = _odd([("devnonce", M32.to_bytes(4, "big")), ("session", GEN.to_bytes(4, "big"))])
     assert m.state == IDLE and m.stats["counter_exhausted"] == 1 and m.next_wakeup() is not None
-    from ami.events import pack_event
-
     m = _odd([("ev.p0", pack_event(M32, 5, 20, 0, 0))])
     assert m.state == ACTIVE and m.events.exhausted
     m = _odd([("rxfloor", M32.to_bytes(4, "big"))])

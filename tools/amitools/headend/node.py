@@ -173,6 +173,7 @@ class HeadEnd:
         self._req_id = self._req_limit = registry.reserved("req_id")
         self._rows: list[tuple[bytes, int, int, int, int]] = []
         self._acks: dict[bytes, list[int]] = {}  # readings awaiting their commit, per device
+        self._up_floors: dict[bytes, int] = {}  # uplink counters accepted since the commit
         self._flush_at: int | None = None
         self._now = 0
         self.readings_stored = 0
@@ -239,8 +240,8 @@ class HeadEnd:
         except crypto.AuthError:
             return "auth", b""
         s.window.accept(fr.fcnt)
-        if s is dev.session:  # durable with the next commit (at once, or the readings')
-            self.registry.save_up_floor(dev.eui, s.window.top)
+        if s is dev.session:  # durable at the next commit (at once, or the readings')
+            self._up_floors[dev.eui] = s.window.top
         return None, plain
 
     def tick(self, now_ms: int) -> list[bytes]:
@@ -365,7 +366,7 @@ class HeadEnd:
         if self._rows:
             self.registry.add_readings(self._rows)
             self._rows = []
-        self.registry.commit()
+        self._commit()
         step = messages.MAX_ITEMS
         for eui, seqs in self._acks.items():
             dev = self.devices[eui]
@@ -452,6 +453,7 @@ class HeadEnd:
         if mtype == messages.RESPONSE:
             rid, status, reg, value = fields
             self.responses[(dev.eui, rid)] = (status, reg, value)
+            self._commit()
             return None, []
         if mtype == messages.STATUS:
             _reason, rx_floor = fields
@@ -459,7 +461,7 @@ class HeadEnd:
             if s.down_next <= rx_floor:
                 s.down_next = rx_floor + 1
             self.stats["device_reboot"] += 1
-            self.registry.commit()
+            self._commit()
             if s.down_next > MAX_FCNT:
                 self._exhausted(dev)
             return None, []
@@ -474,13 +476,13 @@ class HeadEnd:
                 return None, []
             del self.outstanding[key]
             self.registry.drop_outstanding(dev.eui, counter)
-            self.registry.commit()
+            self._commit()
             self.command_results[key] = (command, status, state, reason)
             return None, self._on_result(dev, counter, status == 0)
         if mtype == messages.EVENTS:
             events = fields[0]
             self.monitor.ingest(dev.eui, events, self._now)
-            self.registry.commit()
+            self._commit()
             upto = max(e[0] for e in events)
             return None, self._seal(dev, messages.encode_events_ack(upto))
         return self._reject("unexpected")
@@ -634,6 +636,15 @@ class HeadEnd:
                 plaintext, down=True,
             )
         ]
+
+    def _commit(self) -> None:
+        """Make the uplink counters accepted so far durable with everything pending: an
+        uplink acted on is refused after a restart. Readings are acted on (acknowledged)
+        only at the flush, so their counters ride on its commit."""
+        if self._up_floors:
+            self.registry.save_up_floors(self._up_floors)
+            self._up_floors = {}
+        self.registry.commit()
 
     def _exhausted(self, dev: Device) -> None:
         """No downlink counter is left in this session: the device must join again."""

@@ -160,9 +160,10 @@ class Registry:
         )
         self.db.commit()
 
-    def save_up_floor(self, eui: bytes, fcnt: int) -> None:
-        """Record the highest uplink counter accepted (durable with the next commit)."""
-        self.db.execute("UPDATE sessions SET up_floor = ? WHERE eui = ?", (fcnt, eui))
+    def save_up_floors(self, floors: dict[bytes, int]) -> None:
+        """Record the highest uplink counter accepted per device (durable at the commit)."""
+        self.db.executemany("UPDATE sessions SET up_floor = ? WHERE eui = ?",
+                            [(fcnt, eui) for eui, fcnt in floors.items()])
 
     def forget_session(self, eui: bytes) -> None:
         """Drop a device's session (its counters are used up: it must join again)."""

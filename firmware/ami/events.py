@@ -317,6 +317,8 @@ class EventLog:
     Sans-IO: every call that logs takes the time (Unix seconds) from its caller.
     """
 
+    exhausted = False  # every seq was used: new events are no longer kept (set per log)
+
     def __init__(
         self,
         records,
@@ -347,7 +349,6 @@ class EventLog:
         self._names = [check_record_name(name_prefix + ".p%d" % i) for i in range(self._npages)]
         self._al = check_record_name(name_prefix + ".al")
         self.corrupt = []  # record names found corrupt at boot (replaced at their next write)
-        self.exhausted = False  # every seq was used: new events are no longer kept
         # Flood limiter: current window index, events logged in it, and per kind
         # [logged, suppressed, last time, highest severity, flooded in the previous window].
         self._win = None

@@ -119,9 +119,8 @@ class Meter:
         self._pending = None  # join or rekey keys waiting for SESSION_START
         self._session = None
         self._rejoin = False  # join even while a session is active (make-before-break)
-        self._fault = None  # why the key store is unusable, logged at start()
+        self._fault = None  # why the key store (or configuration) is unusable: logged at start()
         self._after = None  # what a lifecycle command does once its answer is sealed
-        self._config_corrupt = False  # the stored configuration was refused: log at start()
         self.eui = self.address = None
         # Readings not yet acknowledged (ami.readings), before the key store like the log.
         self.queue = ReadingQueue(self._records, max_queue=self.cfg.max_queue)
@@ -176,7 +175,7 @@ class Meter:
                 self.cfg.interval_s = interval
         except RecordCorrupt:
             self._count("record_corrupt")
-            self._config_corrupt = True
+            self._fault = "record_corrupt"
         self.state = IDLE
         try:
             s = self._records.read(SESSION_RECORD)
@@ -284,8 +283,8 @@ class Meter:
         self._relay_event(now_s, boot)
         if self.events.corrupt:
             self.events.log_reason(now_s, "record_corrupt", len(self.events.corrupt))
-        if self._config_corrupt:
-            self.events.log_reason(now_s, "record_corrupt")
+        if self._fault:  # the stored configuration was refused
+            self.events.log_reason(now_s, self._fault)
         if self.state == ACTIVE and self._session.rx.floor == _MAX_U32:
             # No downlink can ever be above this floor: the session is used up.
             self.events.log_reason(now_s, "counter_exhausted")

@@ -14,7 +14,7 @@ from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
 from ami.store.records import RecordStore
-from test_meter import EUI, GEN, HE, K_DOWN, SECRET, T0, down, meter, provision, uplinks
+from meterfix import EUI, GEN, HE, K_DOWN, SECRET, T0, down, meter, provision, uplinks
 
 SIGNER = crypto.sha256(b"hardening signer")
 KEY_ID = 2

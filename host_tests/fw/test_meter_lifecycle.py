@@ -23,7 +23,7 @@ from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
 from ami.store.records import RecordStore
 from fwtest import raises
-from test_meter import EUI, GEN, HE, K_DOWN, K_UP, MICRO, SECRET, T0, down, uplinks
+from meterfix import EUI, GEN, HE, K_DOWN, K_UP, MICRO, SECRET, T0, down, uplinks
 
 STORAGE_KEY = derive_storage_key(SECRET)
 ROOT = b"\x44" * 16

@@ -184,6 +184,8 @@ REASON_KINDS = {
     "state": RELAY_REFUSED,
     "not_armed": RELAY_REFUSED,
     "bad_param": RELAY_REFUSED,
+    "device_command_in_group": WRONG_TARGET,
+    "retiring_signer": UNKNOWN_SIGNER,
 }
 
 
@@ -314,6 +316,8 @@ class EventLog:
 
     Sans-IO: every call that logs takes the time (Unix seconds) from its caller.
     """
+
+    exhausted = False  # every seq was used: new events are no longer kept (set per log)
 
     def __init__(
         self,
@@ -463,7 +467,8 @@ class EventLog:
         if not st[4] and st[0] < self._burst and self._win_logged < self._cap:
             st[0] += 1
             self._win_logged += 1
-            return self._append([(now_s, kind, severity, detail)])[0]
+            seqs = self._append([(now_s, kind, severity, detail)])
+            return seqs[0] if seqs else None
         st[1] += 1
         st[2] = now_s
         if severity > st[3]:
@@ -518,7 +523,10 @@ class EventLog:
                 self._write_page()
             seq = self._next
             if seq > MAX_U32:
-                raise OverflowError("event sequence exhausted")
+                # Seqs are never reused: a log that used them all up (an odd record) keeps
+                # working without new events rather than raise on every log().
+                self.exhausted = True
+                break
             ev = pack_event(seq, t, kind, sev, detail)
             self._next = seq + 1
             self._buf.extend(ev)
@@ -563,12 +571,14 @@ class EventLog:
                 pending.append(ev)
                 changed = True
                 continue
-            # Full: evict the oldest of the lowest severity, unless the new one is lower still.
+            # Full: evict the newest of the lowest severity if the new one is higher; else
+            # the new one is dropped (counted), so a flood never pushes out an older alarm
+            # of the same severity (a relay alarm behind forged commands with acks jammed).
             victim = 0
             for i in range(1, len(pending)):
-                if pending[i][9] & SEVERITY_MASK < pending[victim][9] & SEVERITY_MASK:
+                if pending[i][9] & SEVERITY_MASK <= pending[victim][9] & SEVERITY_MASK:
                     victim = i
-            if ev[9] & SEVERITY_MASK >= pending[victim][9] & SEVERITY_MASK:
+            if ev[9] & SEVERITY_MASK > pending[victim][9] & SEVERITY_MASK:
                 pending.pop(victim)
                 pending.append(ev)
                 changed = True

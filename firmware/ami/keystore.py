@@ -188,6 +188,10 @@ class Keystore:
                 out[k[1]] = k[6]
         return out
 
+    def signer_active(self, key_id):
+        """True if key_id is an active command signer (not one in its rotation grace)."""
+        return self._find(SIGNER, ACTIVE, key_id) is not None
+
     def generation(self, cls):
         """Generation of the active key of a class."""
         return self._find(cls, ACTIVE)[4]

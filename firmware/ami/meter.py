@@ -72,6 +72,9 @@ _ZERO_TAMPER = const(2)
 _GEN_MASK = const(0x3FFF)  # the key store generation in the low 14 bits
 _MAX_BATCH = const(13)
 _STATUS_REBOOT = const(1)
+_MIN_INTERVAL = const(60)  # reading interval bounds, seconds
+_MAX_INTERVAL = const(86400)
+_MAX_U32 = const(0xFFFFFFFF)
 
 
 class Config:
@@ -116,7 +119,7 @@ class Meter:
         self._pending = None  # join or rekey keys waiting for SESSION_START
         self._session = None
         self._rejoin = False  # join even while a session is active (make-before-break)
-        self._fault = None  # why the key store is unusable, logged at start()
+        self._fault = None  # why the key store (or configuration) is unusable: logged at start()
         self._after = None  # what a lifecycle command does once its answer is sealed
         self.eui = self.address = None
         # Readings not yet acknowledged (ami.readings), before the key store like the log.
@@ -166,9 +169,13 @@ class Meter:
         try:
             c = self._records.read(_CONFIG)
             if c:
-                self.cfg.interval_s = int.from_bytes(c[0:4], "big")
+                interval = int.from_bytes(c[0:4], "big")
+                if not _MIN_INTERVAL <= interval <= _MAX_INTERVAL:
+                    raise RecordCorrupt(_CONFIG, "interval")  # keep the default
+                self.cfg.interval_s = interval
         except RecordCorrupt:
             self._count("record_corrupt")
+            self._fault = "record_corrupt"
         self.state = IDLE
         try:
             s = self._records.read(SESSION_RECORD)
@@ -278,6 +285,12 @@ class Meter:
         self._relay_event(now_s, boot)
         if self.events.corrupt:
             self.events.log_reason(now_s, "record_corrupt", len(self.events.corrupt))
+        if self._fault:  # the stored configuration was refused
+            self.events.log_reason(now_s, self._fault)
+        if self.state == ACTIVE and self._session.rx.floor == _MAX_U32:
+            # No downlink can ever be above this floor: the session is used up.
+            self.events.log_reason(now_s, "counter_exhausted")
+            self.drop_session("counter_exhausted")
         self._schedule_reading(now_ms)
         if self._pending is not None:
             self._wake["rekey"] = self._pending.deadline_s * 1000
@@ -360,7 +373,16 @@ class Meter:
         if self.keys.begin_join()[1]:
             # The head end never took the delivered root key: back to the active one.
             self.events.log(self._now // 1000, KEY_FALLBACK, 1)
-        return [self._join.request()]
+        try:
+            return [self._join.request()]
+        except ValueError:
+            # The DevNonce space is used up: this identity can never join again. Stay
+            # safe (readings keep queueing) and wait to be provisioned again.
+            self._wake.pop("confirm", None)
+            self.state = IDLE if self._session is None else ACTIVE
+            self._count("counter_exhausted")
+            self.events.log_reason(self._now // 1000, "counter_exhausted")
+            return []
 
     def _on_confirm(self):
         """No response or no SESSION_START in time: back off and try again."""
@@ -435,7 +457,12 @@ class Meter:
         if self.relay.limit_w and previous:
             # Demand is the interval's average power, as a meter's demand register keeps it.
             self._on_demand(now_s, (energy - previous) * 3600 // self.cfg.interval_s)
-        self.queue.append(now_s, energy)  # in flash when it returns, with the energy
+        try:
+            self.queue.append(now_s, energy)  # in flash when it returns, with the energy
+        except OverflowError:
+            # The reading sequence space is used up: keep running, count and log it.
+            self._count("counter_exhausted")
+            self.events.log_reason(now_s, "counter_exhausted")
         for _ in range(self.queue.overflow):
             self._count("queue_overflow")
         self._schedule_reading(self._now)
@@ -474,13 +501,18 @@ class Meter:
                 self._wake.pop("events", None)
             return []
         if mtype == messages.GROUP_KEY:
-            group_id, key_gen, wrapped = fields
-            reason = self.groups.install(self._session.k_down, group_id, key_gen, wrapped)
+            group_id, key_gen, wrapped, next_fcnt, last_counter = fields
+            reason = self.groups.install(self._session.k_down, group_id, key_gen, wrapped,
+                                         floor=next_fcnt - 1 if next_fcnt else None)
             if reason:
                 self._count(reason)
                 self.events.log_reason(self._now // 1000, reason)
             else:
-                self.commands.verifier.set_groups(self.groups.ids())
+                # Start the group's command counter at the head end's last broadcast, so
+                # an envelope sent before this member joined never acts here.
+                self.commands.verifier.set_groups(
+                    [(g, last_counter) if g == group_id and last_counter else g
+                     for g in self.groups.ids()])
             return []
         if mtype == messages.SESSION_START:
             return []  # a repeated rekey confirmation, already acted on
@@ -489,16 +521,20 @@ class Meter:
 
     # ---- commands, relay, events -------------------------------------------------------
 
-    def _on_command(self, envelope):
+    def _on_command(self, envelope, group=None):
         """(refusal reason or None, frames): a refused command is a rejection too, but its
-        COMMAND_RESULT still goes upstream."""
+        COMMAND_RESULT still goes upstream, unless it came in a group frame (group: its id)
+        and failed its checks: then nothing is sent, so one holder of a group key cannot
+        make every member transmit."""
         now_s = self._now // 1000
         if self.keys.expire(now_s):  # a retired signer's grace ended
             self.commands.verifier.set_anchors(self.keys.signers(now_s))
         self._after = None
-        reason, result = self.commands.handle(envelope, now_s)
+        reason, result = self.commands.handle(envelope, now_s, group)
         if reason:
             self._count(reason)
+        if result is None:
+            return reason, []
         out = self._send(result) + self._send_events()
         after, self._after = self._after, None
         if after is not None:
@@ -521,7 +557,7 @@ class Meter:
             return self._reject("unexpected")
         if self.state != ACTIVE:
             return self._reject("unknown_key")  # no session to answer on: act on it later
-        return self._on_command(out.fields[0])
+        return self._on_command(out.fields[0], fr.dst)
 
     def event_counts(self):
         """Events held in the security log, counted by kind name."""
@@ -586,7 +622,7 @@ class Meter:
 
     def _write_register(self, reg, value):
         if reg == messages.REG_INTERVAL:
-            if not 60 <= value <= 86400:
+            if not _MIN_INTERVAL <= value <= _MAX_INTERVAL:
                 return messages.ST_BAD_VALUE
             self.cfg.interval_s = value
             self._records.write(_CONFIG, value.to_bytes(4, "big"))
@@ -626,6 +662,11 @@ class Meter:
             self._after = self._compromised if compromise else self._order_rejoin
             return R.Outcome(R.EXECUTED, "ok", state, env.counter)
         kind, key_id, gen, grace_s, material = env.args
+        if not self.keys.signer_active(env.key_id):
+            # A signer in its rotation grace (perhaps retired because it leaked) still signs
+            # ordinary commands, but authorises no key change.
+            self._count("retiring_signer")
+            return R.Outcome(R.REFUSED, "policy", state, env.counter, "retiring_signer")
         reason = None
         if kind == E.KC_SIGNER:
             if key_id == env.key_id:

@@ -139,7 +139,7 @@ def spec_message(data: bytes) -> tuple[str, Any]:
     elif t == spec.EVENTS_ACK:
         fields = (b.upto_seq,)
     else:
-        fields = (b.group_id, b.key_gen, b.wrapped)
+        fields = (b.group_id, b.key_gen, b.wrapped, b.next_fcnt, b.last_counter)
     return "ok", (t, fields)
 
 
@@ -573,11 +573,13 @@ valid_messages = st.one_of(
         )
     ),
     u32.map(lambda n: (messages.encode_events_ack(n), spec.EVENTS_ACK, {"upto_seq": n})),
-    st.tuples(st.binary(min_size=8, max_size=8), u8, st.binary(min_size=24, max_size=24)).map(
+    st.tuples(st.binary(min_size=8, max_size=8), u8, st.binary(min_size=24, max_size=24), u32,
+              u32).map(
         lambda t: (
             messages.encode_group_key(*t),
             spec.GROUP_KEY,
-            {"group_id": t[0], "key_gen": t[1], "wrapped": t[2]},
+            {"group_id": t[0], "key_gen": t[1], "wrapped": t[2], "next_fcnt": t[3],
+             "last_counter": t[4]},
         )
     ),
 )

@@ -249,29 +249,33 @@ def test_pending_alarms_come_13_at_a_time():
     assert _seqs(_log(m).pending_alarms()) == seqs[13:26]
 
 
-def test_full_pending_list_evicts_the_oldest_lowest_severity():
+def test_full_pending_list_evicts_only_for_a_higher_severity():
+    """A full list takes a new alarm only in place of one of lower severity (the newest
+    such), so a flood never pushes out an older alarm of the same severity (issue 12)."""
     m = MemoryStorage()
     log = _log(m, burst=1000, window_cap=1000, max_pending=4)
     a = log.log(T0, E.BAD_SIGNATURE)  # alarm
     t = log.log(T0 + 1, E.TAMPER)  # critical
     b = log.log(T0 + 2, E.BAD_SIGNATURE)
     c = log.log(T0 + 3, E.BAD_SIGNATURE)
-    d = log.log(T0 + 4, E.COUNTER_REUSED)
-    assert _seqs(log.pending_alarms()) == [t, b, c, d] and log.dropped_alarms == 1
     writes = m.writes()
+    d = log.log(T0 + 4, E.COUNTER_REUSED)  # an alarm too: dropped, not kept pending
+    assert d is not None and m.writes() == writes
+    assert _seqs(log.pending_alarms()) == [a, t, b, c] and log.dropped_alarms == 1
     log.log(T0 + 5, E.WINDOW_VIOLATION, severity=E.ALARM)
-    log.log(T0 + 6, E.RECORD_CORRUPT)  # critical: evicts an alarm, never the tamper
-    assert [e[2] for e in log.pending_alarms()] == [E.TAMPER, E.COUNTER_REUSED,
-                                                   E.WINDOW_VIOLATION, E.RECORD_CORRUPT]
+    log.log(T0 + 6, E.RECORD_CORRUPT)  # critical: evicts the newest alarm, never the tamper
+    assert [e[2] for e in log.pending_alarms()] == [E.BAD_SIGNATURE, E.TAMPER,
+                                                   E.BAD_SIGNATURE, E.RECORD_CORRUPT]
     for i in range(4):
         log.log(T0 + 10 + i, E.TAMPER)
-    assert [e[2] for e in log.pending_alarms()] == [E.TAMPER] * 4
+    assert [e[2] for e in log.pending_alarms()] == [E.TAMPER, E.RECORD_CORRUPT, E.TAMPER,
+                                                   E.TAMPER]
     writes = m.writes()
     assert log.log(T0 + 20, E.BAD_SIGNATURE) is not None  # lower than all: not kept pending
     assert m.writes() == writes  # and no ev.al write for it
     assert log.dropped_alarms == 8
     again = _log(m, max_pending=4)
-    assert again.pending_count == 4 and again.dropped_alarms == 7  # the last one in RAM only
+    assert again.pending_count == 4 and again.dropped_alarms == 5  # the rest in RAM only
     assert a in _seqs(again.events())  # evicted from pending, still in the history
     lowered = _log(m, max_pending=2)
     assert lowered.pending_count == 2

@@ -35,9 +35,11 @@ class CommandExecutor:
         # log is the persistent record).
         self.log = []
 
-    def handle(self, data, now_s):
-        """(refusal reason or None, COMMAND_RESULT plaintext) for one envelope."""
-        reason, env = self.verifier.check(data, now_s)
+    def handle(self, data, now_s, group=None):
+        """(refusal reason or None, COMMAND_RESULT plaintext) for one envelope; group: the
+        id of the group frame it came in (None: the device's session), where a refusal by
+        the checks is logged but not answered (plaintext None)."""
+        reason, env = self.verifier.check(data, now_s, group)
         tag = crypto.sha256(data)[:8]
         counter = env.counter if env is not None else 0
         command = env.command if env is not None else 0
@@ -46,6 +48,8 @@ class CommandExecutor:
         if reason is not None:
             self.events.log_reason(now_s, reason)
             self._note(now_s, tag, command, reason)
+            if group is not None:
+                return reason, None
             code = 16 + CHECK_CODES.get(reason, 0)
             return reason, messages.encode_command_result(
                 counter, command, REFUSED, self.relay.state, code

@@ -176,15 +176,22 @@ class CommandVerifier:
                 self._save(self._trim(counters), notices)
         self._groups = tuple(ids)
 
-    def check(self, data, now_s):
+    def check(self, data, now_s, group=None):
         """(reason or None, envelope): the checks of section 10.3 in order, no state change.
 
-        envelope is None only when malformed; commit() it before acting on it.
+        envelope is None only when malformed; commit() it before acting on it. group: the
+        id of the group frame it came in: only a command for that group may act, checked
+        before the signature (device_command_in_group, wrong_target).
         """
         try:
             env = decode(data)
         except CommandError:
             return self._reject("malformed", None)
+        if group is not None:
+            if env.target_kind != TARGET_GROUP:
+                return self._reject("device_command_in_group", env)
+            if env.target != bytes(group):
+                return self._reject("wrong_target", env)
         anchor = self._anchors.get(env.key_id)
         if anchor is None:
             return self._reject("unknown_signer", env)

@@ -71,9 +71,12 @@ class Groups:
             w = self._windows[k] = ReplayWindow(64)
         return w
 
-    def install(self, k_down, group_id, key_gen, wrapped, now_s=0, grace_s=0):
+    def install(self, k_down, group_id, key_gen, wrapped, now_s=0, grace_s=0, floor=None):
         """Join a group, or rotate its key (the old key stays valid grace_s more seconds);
-        returns None or a refusal reason."""
+        returns None or a refusal reason. A new key starts its generation's replay window
+        afresh, above floor (None: none): a generation re-used with another key (a head end
+        restarted, the generation wrapped) is not refused by the old key's window, and a
+        new member refuses what was broadcast before it joined."""
         try:
             key = crypto.aes_key_unwrap(group_kek(k_down), wrapped)
         except (crypto.AuthError, ValueError):
@@ -91,6 +94,8 @@ class Groups:
         keys = dict(self._keys)
         keys[gid] = entry
         self._save(keys)
+        if old is None or old[0] != key_gen or old[1] != key:
+            self._windows[gid + bytes((key_gen,))] = ReplayWindow(64, floor)
         return None
 
     def clear(self):

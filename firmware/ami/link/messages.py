@@ -49,9 +49,9 @@ JOIN_CONFIRM_LEN = const(196)
 
 # Body length (after the type byte) of the fixed-size messages, indexed by type; 0: counted
 # or variable (READINGS, ACK, COMMAND, EVENTS).
-_BODY_LENS = (0, 0, 0, 3, 7, 8, 4, 5, 0, 8, 0, 4, 33)
+_BODY_LENS = (0, 0, 0, 3, 7, 8, 4, 5, 0, 8, 0, 4, 41)
 _FORMATS = (None, None, None, ">HB", ">HBI", ">HBBI", ">I", ">BI", None, ">IBBBB", None, ">I",
-            ">8sB24s")
+            ">8sB24sII")
 # Counted messages: item size and struct format of one item.
 _ITEMS = {READINGS: (READING_LEN, ">IIQ"), ACK: (4, ">I"), EVENTS: (EVENT_LEN, ">IIBBH")}
 
@@ -172,11 +172,15 @@ def encode_events_ack(upto_seq):
     return struct.pack(">BI", EVENTS_ACK, upto_seq)
 
 
-def encode_group_key(group_id, key_gen, wrapped):
-    """GROUP_KEY: a group id, its key generation and the wrapped group key."""
+def encode_group_key(group_id, key_gen, wrapped, next_fcnt=0, last_counter=0):
+    """GROUP_KEY: a group id, its key generation, the wrapped group key, and the replay
+    floors a new member starts from: the group's next frame counter under this key and its
+    last command counter (0: none yet), so nothing broadcast before it joined replays."""
     _uint(key_gen, 8, "key_gen")
-    return struct.pack(">B8sB24s", GROUP_KEY, _bytes(group_id, 8, "group id"), key_gen,
-                       _bytes(wrapped, 24, "wrapped key"))
+    _uint(next_fcnt, 32, "next_fcnt")
+    _uint(last_counter, 32, "last_counter")
+    return struct.pack(">B8sB24sII", GROUP_KEY, _bytes(group_id, 8, "group id"), key_gen,
+                       _bytes(wrapped, 24, "wrapped key"), next_fcnt, last_counter)
 
 
 def decode(plaintext, down=None):

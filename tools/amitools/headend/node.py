@@ -23,14 +23,20 @@ from ami.link.replay import ReplayWindow
 from ami.link.session import Opened, Rejected, message, unseal
 
 from amitools.headend.monitor import SecurityMonitor
+from amitools.headend.registry import GroupRow
 
 JOIN_RATE = 4  # join requests per device ...
 JOIN_WINDOW_MS = 300_000  # ... per five minutes
 RESERVE = 4096  # downlink counters reserved per registry write (a restart skips the rest)
+REQ_RESERVE = 256  # request ids reserved per registry write
+MAX_FCNT = 0xFFFFFFFF
 # Group commit: readings are committed together at most this often, and acknowledged only
 # once committed, so an acknowledged reading is never lost with the head end.
 FLUSH_MS = 5_000
 UP_WINDOW = 64
+# A DECOMMISSION whose result has not arrived by then revokes the identity anyway: a meter
+# that never answers (or a clone that drops the command) must not join again.
+DECOMMISSION_TIMEOUT_MS = 86_400_000
 # Signs a command for the head end's key management: (command, target kind, target,
 # params) -> envelope. The key-management role of the HSM, not an operator's.
 Sign = Callable[[int, int, bytes, tuple], bytes]
@@ -104,6 +110,8 @@ class Group:
     members: set[bytes] = field(default_factory=set)
     fcnt: int = 0
     rotation: tuple[int, bytes, dict[tuple[bytes, int], bytes]] | None = None
+    fcnt_limit: int = 0  # frame counters below it are reserved in the registry
+    last_counter: int = 0  # the newest command counter broadcast: a new member's floor
 
 
 @dataclass
@@ -128,6 +136,7 @@ class Device:
     previous_until: int = 0
     rekey: PendingRekey | None = None
     decommission: int | None = None  # counter of a DECOMMISSION awaiting its result
+    decommission_deadline: int = 0  # ms: revoked then even without a result
 
 
 class HeadEnd:
@@ -148,11 +157,16 @@ class HeadEnd:
                 row.join_nonce, mic_key(row.root_key), root_gen=row.root_gen,
                 pending_root=row.pending_root, pending_gen=row.pending_gen,
             )
+            if row.decommission is not None:
+                dev = self.devices[row.eui]
+                dev.decommission, dev.decommission_deadline = row.decommission
         for s in registry.sessions():
             dev = self.devices.get(s.eui)
             if dev is not None:
-                # Resume above the reserved limit: counters below it may have been used.
-                dev.session = Session(s.join_nonce, s.k_up, s.k_down, s.down_limit, s.down_limit)
+                # Resume above the reserved limit: counters below it may have been used;
+                # uplinks at or below the last accepted counter are replays.
+                dev.session = Session(s.join_nonce, s.k_up, s.k_down, s.down_limit, s.down_limit,
+                                      ReplayWindow(UP_WINDOW, s.up_floor))
         self.outbox: list[bytes] = []
         self.responses: dict[tuple[bytes, int], tuple[int, int, int]] = {}
         # COMMAND_RESULT per (device, command counter): (command, status, relay_state, reason)
@@ -162,12 +176,19 @@ class HeadEnd:
         # another target (a copied one, refused as wrong_target) carries that envelope's
         # counter, which may equal one of this device's own (stats "stray_result"; a
         # forged broadcast's answers are strays too).
-        self.outstanding: dict[tuple[bytes, int], int] = {}
+        self.outstanding: dict[tuple[bytes, int], int] = {
+            (eui, counter): command for eui, counter, command in registry.outstanding()
+        }
         self.groups: dict[bytes, Group] = {}
+        for g in registry.groups():
+            # Resume above the reserved frame counters: those below may have been used.
+            self.groups[g.group_id] = Group(g.group_id, g.key, g.key_gen, g.members,
+                                            g.fcnt_limit, None, g.fcnt_limit, g.last_counter)
         self.monitor = SecurityMonitor()
-        self._req_id = 0
+        self._req_id = self._req_limit = registry.reserved("req_id")
         self._rows: list[tuple[bytes, int, int, int, int]] = []
         self._acks: dict[bytes, list[int]] = {}  # readings awaiting their commit, per device
+        self._up_floors: dict[bytes, int] = {}  # uplink counters accepted since the commit
         self._flush_at: int | None = None
         self._now = 0
         self._air: Air | None = None
@@ -236,19 +257,33 @@ class HeadEnd:
             s = p  # sent before the device switched to the rekeyed session
         elif dev.previous is not None:
             dev.previous = None  # the device uses the new keys: the old ones are done
-        return unseal(fr, s.k_up, s.window)
+        plain = unseal(fr, s.k_up, s.window)
+        if s is dev.session and not isinstance(plain, Rejected):
+            self._up_floors[dev.eui] = s.window.top  # durable at the next commit
+        return plain
 
     def tick(self, now_ms: int) -> list[bytes]:
         self._now = now_ms
         if self._flush_at is not None and now_ms >= self._flush_at:
             self._commit()
+        for dev in self._decommissions():
+            if dev.decommission_deadline <= now_ms:
+                # The result never came: revoke anyway, so a clone cannot join again.
+                self.revoke(dev.eui)
+                self.stats["decommission_timeout"] += 1
         out, self.outbox = self.outbox, []
         return out
 
     def next_wakeup(self) -> int | None:
         if self.outbox:
             return self._now
-        return self._flush_at
+        times = [d.decommission_deadline for d in self._decommissions()]
+        if self._flush_at is not None:
+            times.append(self._flush_at)
+        return min(times, default=None)
+
+    def _decommissions(self) -> list[Device]:
+        return [d for d in self.devices.values() if d.decommission is not None]
 
     # ---- command API -------------------------------------------------------------------
 
@@ -272,6 +307,7 @@ class HeadEnd:
             env = None
         if env is not None and env.target_kind == E.TARGET_DEVICE and env.target == eui:
             self.outstanding[(eui, env.counter)] = env.command
+            self.registry.save_outstanding([(eui, env.counter, env.command)])
         self._queue_down(eui, messages.encode_command(envelope))
 
     def add_to_group(self, group_id: bytes, eui: bytes) -> None:
@@ -279,14 +315,25 @@ class HeadEnd:
         g = self.groups.get(group_id)
         if g is None:
             g = self.groups[group_id] = Group(group_id, self.entropy.random_bytes(16))
-        g.members.add(eui)
         dev = self.devices[eui]
         if dev.session is None:
             raise ValueError("a device joins groups over its session")
-        wrapped = crypto.aes_key_wrap(group_kek(dev.session.k_down), g.key)
+        g.members.add(eui)
+        self._save_group(g)
         if self._air is not None:
             self._air.add_to_group(group_id, eui)
-        self._queue_down(eui, messages.encode_group_key(group_id, g.key_gen, wrapped))
+        self._send_group_key(g, eui)
+
+    def _send_group_key(self, g: Group, eui: bytes) -> None:
+        """GROUP_KEY to one member: the key wrapped under its session, and the floors that
+        keep what was broadcast before from acting on it."""
+        wrapped = crypto.aes_key_wrap(group_kek(self.devices[eui].session.k_down), g.key)
+        self._queue_down(eui, messages.encode_group_key(g.group_id, g.key_gen, wrapped, g.fcnt,
+                                                        g.last_counter))
+
+    def _save_group(self, g: Group) -> None:
+        self.registry.save_group(GroupRow(g.group_id, g.key, g.key_gen, g.fcnt_limit,
+                                          g.last_counter, g.members))
 
     def broadcast(self, group_id: bytes, envelope: bytes) -> None:
         """Send a signed command to a whole group in one frame under the group key."""
@@ -294,8 +341,13 @@ class HeadEnd:
         env = E.decode(envelope)
         for eui in g.members:
             self.outstanding[(eui, env.counter)] = env.command
+        self.registry.save_outstanding([(eui, env.counter, env.command) for eui in g.members])
         fcnt = g.fcnt
         g.fcnt += 1
+        if g.fcnt > g.fcnt_limit or env.counter > g.last_counter:
+            g.fcnt_limit = max(g.fcnt_limit, fcnt + RESERVE)
+            g.last_counter = max(g.last_counter, env.counter)
+            self._save_group(g)
         self.outbox.append(
             frame.seal(
                 g.key, frame.DATA, self.address, group_id, frame.KEY_GROUP, g.key_gen, fcnt,
@@ -305,12 +357,30 @@ class HeadEnd:
         self._transmit()
 
     def revoke(self, eui: bytes) -> None:
-        """Revoke a device identity: it cannot join or send again."""
+        """Revoke a device identity: it cannot join or send again, and every group it was
+        in gets a new key (GROUP_KEY to the remaining members) that it never sees."""
         dev = self.devices[eui]
         dev.revoked = True
         dev.session = None
         dev.pending = None
+        dev.decommission = None
         self.registry.revoke(eui)
+        for g in self.groups.values():
+            if eui in g.members:
+                g.members.discard(eui)
+                self._rekey_group(g)
+
+    def _rekey_group(self, g: Group) -> None:
+        """A new key under the next generation, at once (no grace: the old key is known to
+        a revoked device); members without a session leave the group."""
+        g.key_gen, g.key = g.key_gen % 255 + 1, self.entropy.random_bytes(16)
+        g.fcnt = g.fcnt_limit = 0
+        g.rotation = None
+        g.members = {e for e in g.members if self.devices[e].session is not None}
+        self._save_group(g)
+        for member in sorted(g.members):
+            self._send_group_key(g, member)
+        self.stats["group_rekeyed_on_revocation"] += 1
 
     def flush(self) -> None:
         """Commit buffered readings now, then send their acknowledgements."""
@@ -322,7 +392,7 @@ class HeadEnd:
         if self._rows:
             self.registry.add_readings(self._rows)
             self._rows = []
-        self.registry.commit()
+        self._commit_state()
         step = messages.MAX_ITEMS
         for eui, seqs in self._acks.items():
             dev = self.devices[eui]
@@ -406,6 +476,7 @@ class HeadEnd:
         if mtype == messages.RESPONSE:
             rid, status, reg, value = fields
             self.responses[(dev.eui, rid)] = (status, reg, value)
+            self._commit_state()
             return None, []
         if mtype == messages.STATUS:
             _reason, rx_floor = fields
@@ -413,6 +484,9 @@ class HeadEnd:
             if s.down_next <= rx_floor:
                 s.down_next = rx_floor + 1
             self.stats["device_reboot"] += 1
+            self._commit_state()
+            if s.down_next > MAX_FCNT:
+                self._exhausted(dev)
             return None, []
         if mtype == messages.COMMAND_RESULT:
             counter, command, status, state, reason = fields
@@ -424,11 +498,14 @@ class HeadEnd:
                 self.stats["duplicate_result" if again else "stray_result"] += 1
                 return None, []
             del self.outstanding[key]
+            self.registry.drop_outstanding(dev.eui, counter)
+            self._commit_state()
             self.command_results[key] = (command, status, state, reason)
             return None, self._on_result(dev, counter, status == 0)
         if mtype == messages.EVENTS:
             events = fields[0]
             self.monitor.ingest(dev.eui, events, self._now)
+            self._commit_state()
             upto = max(e[0] for e in events)
             return None, self._seal(dev, messages.encode_events_ack(upto))
         return self._reject("unexpected")
@@ -512,6 +589,8 @@ class HeadEnd:
         stragglers = set(g.rotation[2].values())
         g.members -= stragglers
         g.key_gen, g.key, g.fcnt, g.rotation = g.rotation[0], g.rotation[1], 0, None
+        g.fcnt_limit = 0
+        self._save_group(g)
         self.stats["group_key_rotated"] += 1
         return len(stragglers)
 
@@ -526,7 +605,10 @@ class HeadEnd:
     def decommission(self, eui: bytes, sign: Sign) -> bytes:
         """Order the device to erase its secrets; its identity is revoked once it confirms."""
         env = sign(E.DECOMMISSION, E.TARGET_DEVICE, eui, ())
-        self.devices[eui].decommission = E.decode(env).counter
+        dev = self.devices[eui]
+        dev.decommission = E.decode(env).counter
+        dev.decommission_deadline = self._now + DECOMMISSION_TIMEOUT_MS
+        self.registry.save_decommission(eui, (dev.decommission, dev.decommission_deadline))
         self.send_command(eui, env)
         return env
 
@@ -544,6 +626,7 @@ class HeadEnd:
             return self._seal(dev, messages.encode_session_start(r.epoch))
         if dev.decommission == counter:
             dev.decommission = None
+            self.registry.save_decommission(dev.eui, None)
             if executed:
                 self.revoke(dev.eui)
                 self.stats["decommissioned"] += 1
@@ -563,6 +646,9 @@ class HeadEnd:
         if s is None:
             return []
         fcnt = s.down_next
+        if fcnt > MAX_FCNT:
+            self._exhausted(dev)
+            return []
         if fcnt >= s.down_limit:
             s.down_limit = fcnt + RESERVE
             self.registry.save_down_limit(dev.eui, s.down_limit)
@@ -573,6 +659,22 @@ class HeadEnd:
                 plaintext, down=True,
             )
         ]
+
+    def _commit_state(self) -> None:
+        """Make the uplink counters accepted so far durable with everything pending: an
+        uplink acted on is refused after a restart. Readings are acted on (acknowledged)
+        only at the flush, so their counters ride on its commit."""
+        if self._up_floors:
+            self.registry.save_up_floors(self._up_floors)
+            self._up_floors = {}
+        self.registry.commit()
+
+    def _exhausted(self, dev: Device) -> None:
+        """No downlink counter is left in this session: the device must join again."""
+        dev.session = None
+        self.registry.forget_session(dev.eui)
+        self.stats["counter_exhausted"] += 1
+        self.monitor.note("counter_exhausted", dev.eui, self._now)
 
     def _queue_down(self, eui: bytes, plaintext: bytes) -> None:
         dev = self.devices[eui]
@@ -586,8 +688,11 @@ class HeadEnd:
             self._air.poke(self.address)
 
     def _next_req(self) -> int:
-        self._req_id = (self._req_id + 1) & 0xFFFF
-        return self._req_id
+        self._req_id += 1
+        if self._req_id >= self._req_limit:
+            self._req_limit = self._req_id + REQ_RESERVE
+            self.registry.reserve("req_id", self._req_limit)
+        return self._req_id & 0xFFFF
 
     def _reject(self, reason: str) -> tuple[str, list[bytes]]:
         self.stats[reason] += 1

@@ -68,8 +68,10 @@ class LifecycleCampaign:
             (start + 22 * m, lambda: self._again("root_rotation", self.rotate_root)),
             (start + 25 * m, self.rotate_signer),
             (start + 29 * m, self.resend_signer_rotation),
-            (start + 32 * m, self.rotate_group_key),
-            (start + 35 * m, self.switch_signer),
+            # The signing service switches before the group key rotation: a retiring
+            # signer authorises no key change (docs/protocol.md section 13.2).
+            (start + 31 * m, self.switch_signer),
+            (start + 33 * m, self.rotate_group_key),
             (start + 39 * m, self.finish_group_rotation),
             (start + 45 * m, self.ordered_rejoin),
             (start + 55 * m, self.compromise_rejoin),

@@ -37,7 +37,8 @@ DRAIN_MS = 2 * HOUR_MS
 # Counted outcomes that are not rejections of input.
 EVENTS = ("joined", "join_request", "device_reboot", "rejoin_requested", "join_timeout",
           "counter_exhausted", "queue_overflow", "record_corrupt", "rekeyed", "root_rotated",
-          "group_key_rotated", "decommissioned", "compromise", "zeroized")
+          "group_key_rotated", "group_rekeyed_on_revocation", "decommissioned",
+          "decommission_timeout", "compromise", "zeroized")
 
 
 class Tracked:

@@ -153,6 +153,7 @@ class HeadEnd:
         # counter, which may equal one of this device's own (stats "stray_result"; a
         # forged broadcast's answers are strays too).
         self.outstanding: dict[tuple[bytes, int], int] = {}
+        self.strays: list[tuple[bytes, int]] = []  # (device, counter) of each stray result
         self.groups: dict[bytes, Group] = {}
         self.monitor = SecurityMonitor()
         self._req_id = 0
@@ -424,6 +425,8 @@ class HeadEnd:
                 seen = self.command_results.get(key)
                 again = seen is not None and seen[0] == command
                 self.stats["duplicate_result" if again else "stray_result"] += 1
+                if not again:
+                    self.strays.append(key)
                 return None, []
             del self.outstanding[key]
             self.command_results[key] = (command, status, state, reason)

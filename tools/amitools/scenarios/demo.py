@@ -26,10 +26,16 @@ def summary(r: dict) -> str:
         lines.append(f"  {kind:22} attempted {e['attempted']:6}  accepted {e['accepted']}")
     if "commands" in r:
         c = r["commands"]
+        stray = c["stray_results"]
         lines.append(
-            f"commands: sent {c['sent']}, executed {c['executed']}, refused {c['refused']}; "
-            f"refused by the signer's policy: {c['refused_by_signer_policy']}; "
-            f"answers to envelopes not sent to that meter: {c['stray_results']}"
+            f"commands addressed to meters (a broadcast once per member, in "
+            f"{c['broadcast_frames']} frames): {c['addressed']}; executed {c['executed']}, "
+            f"refused {c['refused']}, unanswered {c['unanswered']}"
+        )
+        lines.append(
+            f"  refused by the signer's policy before sending: {c['refused_by_signer_policy']}; "
+            f"answers to copied or forged envelopes: {stray['to_attack_envelopes']}, "
+            f"to envelopes never sent to that meter: {stray['other']}"
         )
         lines.append(f"relays: {r['relay']}")
         lines.append(f"security events logged on meters: {r['events']}")
@@ -49,6 +55,8 @@ def summary(r: dict) -> str:
 def verdict(r: dict) -> list[str]:
     """The reasons the run failed; empty if it passed."""
     problems = []
+    if not r["radio"]["delivered"]:
+        problems.append("nothing could be delivered: the radio lost every frame")
     if r["joined"] != r["meters"]:
         problems.append(f"{r['meters'] - r['joined']} meters did not join")
     if r["readings"]["lost"]:
@@ -57,6 +65,9 @@ def verdict(r: dict) -> list[str]:
         problems.append(f"{r['readings']['duplicated']} readings duplicated")
     if r["attacks"]["accepted"]:
         problems.append(f"{r['attacks']['accepted']} attacks accepted")
+    stray = r.get("commands", {}).get("stray_results", {}).get("other")
+    if stray:
+        problems.append(f"{stray} answers to commands never sent to that meter")
     return problems
 
 

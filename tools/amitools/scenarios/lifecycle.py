@@ -33,7 +33,7 @@ class LifecycleCampaign:
         self.he = fleet.headend
         self.campaign = campaign
         self.signer: Signer = campaign.signer
-        meters = list(fleet.meters.values())
+        meters = fleet.live_meters()
         busy = {campaign.victim.address, campaign.other.address}
         spare = [m for m in meters if m.address not in busy]
         local = [m for m in spare[1:] if isinstance(m.node, Meter)]

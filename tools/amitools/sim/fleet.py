@@ -23,7 +23,9 @@ from ami.ports.metrology import SimMetrology
 
 from amitools.headend import HeadEnd
 from amitools.headend.monitor import SecurityMonitor
+from amitools.interrupts import worker_init
 from amitools.office.provision import DeviceKit, Provisioned, device_eui, new_private, provision
+from amitools.progress import note
 from amitools.scenarios.campaign import CommandCampaign
 from amitools.scenarios.lifecycle import LifecycleCampaign
 from amitools.sim.attacker import Attacker
@@ -81,6 +83,7 @@ class DemoOptions:
     attacks: bool = True
     workers: int = 1
     capture: str | None = None  # file for every frame on the air (JSON lines), if given
+    progress: bool = False  # progress lines on standard error
 
 
 class Fleet:
@@ -92,6 +95,7 @@ class Fleet:
     ) -> None:
         self.opts = opts
         self.workdir = workdir
+        self.shard = shard
         self.prov = prov or provision(opts.meters, T0_MS // 1000, seed=opts.seed)
         if kits is not None:
             self.prov = replace(self.prov, devices=kits)
@@ -154,7 +158,13 @@ class Fleet:
                 break
         self.join_end = now
         self.joined_in_join_phase = self.joined()
+        self._progress(f"join phase: {self.joined_in_join_phase} of {len(self.meters)} meters "
+                       f"joined in {(now - T0_MS) // 60_000} simulated minutes")
         return time.perf_counter() - t
+
+    def _progress(self, text: str) -> None:
+        if self.opts.progress:
+            note(f"ami demo: {'' if self.opts.workers == 1 else f'partition {self.shard}: '}{text}")
 
     def joined(self) -> int:
         return sum(1 for d in self.headend.devices.values() if d.session is not None)
@@ -178,7 +188,10 @@ class Fleet:
         the period must still arrive; wall seconds."""
         t = time.perf_counter()
         end = T0_MS + self.opts.hours * HOUR_MS
-        for at, action in sorted(self.script, key=lambda item: item[0]):
+        hours = [(T0_MS + h * HOUR_MS, lambda h=h: self._progress(
+            f"simulated hour {h} of {self.opts.hours}, {self.joined()} meters in session"))
+            for h in range(1, self.opts.hours)]
+        for at, action in sorted(self.script + hours, key=lambda item: item[0]):
             if at < end:
                 self.medium.run(at)
                 action()
@@ -483,7 +496,7 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
             jobs = [
                 (opts, workdir, prov, prov.devices[i::workers], i) for i in range(workers)
             ]
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, worker_init) as pool:
                 reports = pool.map(_shard_worker, jobs)
         report = _merge(reports)
         report.pop("_walls")

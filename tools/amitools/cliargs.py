@@ -100,8 +100,8 @@ def check_output_dir(option: str, path: str) -> None:
         raise UsageError(f"{option} {path}: not a directory")
     try:
         p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: cannot create it ({exc.strerror or exc})") from None
+    except OSError:
+        raise UsageError(f"{option} {path}: cannot create it") from None
     _probe(option, path, p)
 
 
@@ -112,9 +112,8 @@ def _probe(option: str, path: str, directory: Path) -> None:
     try:
         probe.open("x").close()
         probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: cannot write in {str(directory)!r} "
-                         f"({exc.strerror or exc})") from None
+    except OSError:
+        raise UsageError(f"{option} {path}: cannot write in {str(directory)!r}") from None
 
 
 def check_capture(path: str) -> None:

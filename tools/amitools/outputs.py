@@ -69,8 +69,10 @@ def write_secret(path: Path, data: bytes) -> None:
 
 
 def secret_dir(path: Path) -> Path:
-    """A directory (and its missing parents) for secrets, 0700."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """A directory for secrets, 0700, and its missing parents too (mkdir(parents=True)
+    would make those with the umask's mode)."""
+    for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        missing.mkdir(mode=0o700)
     path.chmod(0o700)
     return path
 

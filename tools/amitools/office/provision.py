@@ -209,8 +209,8 @@ def _command(args: argparse.Namespace) -> int:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise UsageError(f"--out {args.out}: cannot write there ({exc.strerror or exc})") from None
+    except OSError:
+        raise UsageError(f"--out {args.out}: cannot write there") from None
     try:
         prov = provision(args.meters, int(time.time()), seed=args.seed, chip_ids=args.chip_id)
         write(prov, tmp)

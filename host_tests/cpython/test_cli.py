@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from amitools import REPO
 from amitools.cli import COMMANDS, main
 from amitools.measure.bench import exit_status

@@ -4,7 +4,6 @@ attempted, nothing crashes, and at loss 1.0 the verdict says nothing was deliver
 from __future__ import annotations
 
 import pytest
-
 from amitools.cli import main
 from amitools.scenarios.demo import verdict
 from amitools.sim.fleet import DemoOptions, run_demo

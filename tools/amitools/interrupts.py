@@ -38,7 +38,12 @@ def _on_signal(signum: int, frame: object) -> None:
 def install() -> Callable[[], None]:
     """Handle SIGINT and SIGTERM in this (main) thread; returns what restores the old ones."""
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    return lambda: [signal.signal(s, h) for s, h in old.items()] and None
+
+    def restore() -> None:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+
+    return restore
 
 
 def _worker_exit(signum: int, frame: object) -> None:

@@ -9,30 +9,22 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import IO
 
 from amitools.cliargs import STDOUT
 
 
-class PartialFile:
-    """A text file written under a temporary name beside `path`, renamed to `path` by
-    `commit()`; `discard()` (or an interrupted run) removes it, so a reader never finds
-    half a result."""
+class Staged:
+    """An output file written under a temporary name beside `path`: `commit()` renames it
+    to `path`, `discard()` removes it, so no reader ever finds half a result."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.partial{os.getpid()}")
-        self.file: IO[str] = open(self.tmp, "w")  # noqa: SIM115 (closed by commit/discard)
-
-    def write(self, text: str) -> None:
-        self.file.write(text)
 
     def commit(self) -> None:
-        self.file.close()
         os.replace(self.tmp, self.path)
 
     def discard(self) -> None:
-        self.file.close()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -42,13 +34,13 @@ def write_result(path: str | Path, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    out = PartialFile(path)
+    staged = Staged(path)
     try:
-        out.write(text)
+        staged.tmp.write_text(text)
+        staged.commit()
     except BaseException:
-        out.discard()
+        staged.discard()
         raise
-    out.commit()
 
 
 def human_output(json_path: str | None) -> contextlib.AbstractContextManager:

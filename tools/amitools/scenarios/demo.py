@@ -15,9 +15,11 @@ from amitools.cliargs import (
     positive_int,
     probability,
 )
-from amitools.outputs import PartialFile, human_output, write_result
+from amitools.outputs import Staged, human_output, write_result
 from amitools.runtimes import micropython_binary
 from amitools.sim.fleet import DemoOptions, run_demo
+
+DEFAULT_MICROPYTHON = 3
 
 
 def summary(r: dict) -> str:
@@ -84,7 +86,9 @@ def verdict(r: dict) -> list[str]:
 def check(args: argparse.Namespace) -> DemoOptions:
     """The run's options, or UsageError for arguments that contradict each other or
     outputs and tools that would fail only after the run."""
-    if args.micropython > args.meters:
+    if args.micropython is None:
+        args.micropython = min(DEFAULT_MICROPYTHON, args.meters)
+    elif args.micropython > args.meters:
         raise UsageError(f"--micropython {args.micropython} is more than --meters {args.meters}")
     if args.workers is not None and args.workers > args.meters:
         raise UsageError(f"--workers {args.workers} is more than --meters {args.meters}")
@@ -107,10 +111,9 @@ def main(args: argparse.Namespace) -> int:
     opts = check(args)
     # The capture is written under a temporary name and renamed when the run ends: an
     # interrupted run leaves none.
-    capture = PartialFile(opts.capture) if opts.capture else None
+    capture = Staged(opts.capture) if opts.capture else None
     try:
         if capture is not None:
-            capture.file.close()
             opts = replace(opts, capture=str(capture.tmp))
         report = run_demo(opts)
     except BaseException:
@@ -132,8 +135,9 @@ def add_parser(sub: Any) -> None:
     """Register `ami demo`."""
     p = sub.add_parser("demo", help="a fleet joins and reports over an attacked radio")
     p.add_argument("--meters", type=positive_int, default=20)
-    p.add_argument("--micropython", type=non_negative_int, default=3,
-                   help="meters run on the unix port (at most --meters)")
+    p.add_argument("--micropython", type=non_negative_int,
+                   help=f"meters run on the unix port, at most --meters (default "
+                        f"{DEFAULT_MICROPYTHON}, or every meter of a smaller fleet)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--loss", type=probability, default=0.05,
                    help="radio frame loss per link, 0 to 1")

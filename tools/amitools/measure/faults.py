@@ -87,7 +87,7 @@ def run_micropython_stores(
             args += ["--node", str(node)]
         heap = MP_METER_HEAP if store == "meter" else MP_HEAP
         proc = run_micropython(args, heap=heap, timeout=7200)
-        note(f"ami faults: micropython {store} done")
+        note(f"ami faults: micropython {store} {'done' if proc.returncode == 0 else 'failed'}")
         lines = proc.stdout.strip().splitlines()
         if proc.returncode or not lines:
             why = ((proc.stderr.strip() or proc.stdout.strip()).splitlines() or ["no output"])[-1]

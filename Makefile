@@ -76,13 +76,13 @@ demo: $(STAMP) mpy
 # Crypto primitives on every runtime, then the secure link: device side, head end with a
 # million keys, and a 10,000-meter fleet. Figures go to docs/benchmarks.md.
 bench: $(STAMP) check-micropython mpy
-	$(BIN)/ami bench --write docs/benchmarks.md --json build/bench.json
-	$(BIN)/ami linkbench --write docs/benchmarks.md --json build/linkbench.json
+	$(BIN)/ami bench --write docs/benchmarks.md --json build/bench.json --force
+	$(BIN)/ami linkbench --write docs/benchmarks.md --json build/linkbench.json --force
 
 # The full power-loss campaign: a cut at every write and every byte of every persistent
 # store, on CPython and on the unix port (`make test` runs a sampled one). docs/faults.md.
 soak: $(STAMP) check-micropython mpy
-	$(BIN)/ami faults --json build/faults.json
+	$(BIN)/ami faults --json build/faults.json --force
 
 clean:
 	rm -rf build .venv

@@ -84,7 +84,9 @@ class Config:
         self.interval_s = kw.get("interval_s", 900)
         self.join_timeout_ms = kw.get("join_timeout_ms", 20000)
         self.join_backoff_ms = kw.get("join_backoff_ms", 15000)
-        self.join_backoff_max_ms = kw.get("join_backoff_max_ms", 3600000)
+        # Capped at 10 minutes: at 50 % frame loss a join (four frames) completes one try in
+        # sixteen, and a meter must still join within the day (about 190 tries).
+        self.join_backoff_max_ms = kw.get("join_backoff_max_ms", 600000)
         self.join_spread_ms = kw.get("join_spread_ms", 10000)
         self.retry_ms = kw.get("retry_ms", 60000)
         self.max_queue = kw.get("max_queue", 192)

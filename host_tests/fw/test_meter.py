@@ -168,3 +168,23 @@ def test_storage_without_counters_refuses_the_session():
     storage.delete("txctr.a")
     m = meter(storage)
     assert m.state == IDLE and m.stats.get("record_corrupt") == 1
+
+
+def test_join_retries_never_stop_and_back_off_at_most_ten_minutes():
+    # No head end answers: the meter keeps sending join requests, each gap the confirm
+    # timeout plus a back-off that doubles from 15 s and stays within [5, 10] minutes once
+    # capped (with a 1 h cap, a lossy radio left meters unjoined for a day).
+    m = meter(provision(MemoryStorage(), with_session=False))
+    m.start(T0)
+    sent = []
+    now = T0
+    while len(sent) < 11:
+        now = m.next_wakeup()
+        for data in m.tick(now):
+            if frame.decode(data).ftype == frame.JOIN_REQUEST:
+                sent.append(now)
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    timeout = Config().join_timeout_ms
+    assert all(g <= timeout + 600000 for g in gaps), gaps
+    assert all(g >= timeout + 300000 for g in gaps[-3:]), gaps
+    assert m.state != ACTIVE

@@ -8,14 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from amitools import FIRMWARE, REPO
+from amitools import BUILD, FIRMWARE, interrupts
+from amitools.cliargs import UsageError
+
+
+class MissingTool(UsageError):
+    """A tool named by an environment variable is missing or not executable."""
 
 
 def _tool(env_var: str, name: str) -> str | None:
-    """Path of a tool: $env_var, the one beside this Python (the venv's), or one on PATH."""
+    """Path of a tool: $env_var (a path or a name on PATH; MissingTool if it is not an
+    executable), the one beside this Python (the venv's), or one on PATH."""
     env = os.environ.get(env_var)
     if env:
-        return env
+        found = shutil.which(env)
+        if found is None:
+            raise MissingTool(f"{env_var}={env}: no such executable")
+        return found
     beside = Path(sys.executable).with_name(name)
     if beside.exists():
         return str(beside)
@@ -26,7 +35,7 @@ def micropython_binary() -> str:
     """Path of the unix port: $MICROPYTHON, the venv's, or one on PATH."""
     found = _tool("MICROPYTHON", "micropython")
     if found is None:
-        raise FileNotFoundError(
+        raise MissingTool(
             "MicroPython unix port not found: set MICROPYTHON=/path/to/micropython (see README)"
         )
     return found
@@ -34,8 +43,8 @@ def micropython_binary() -> str:
 
 def compiled_firmware() -> Path | None:
     """build/mpy if every firmware module there is at least as new as its source."""
-    out = REPO / "build" / "mpy"
-    for src in FIRMWARE.rglob("*.py"):
+    out = BUILD / "mpy"
+    for src in (FIRMWARE / "ami").rglob("*.py"):
         mpy = out / src.relative_to(FIRMWARE).with_suffix(".mpy")
         if not mpy.exists() or mpy.stat().st_mtime < src.stat().st_mtime:
             return None
@@ -53,10 +62,10 @@ def compile_firmware() -> Path | None:
     tool = mpy_cross()
     if tool is None:
         return None
-    out = REPO / "build" / "mpy"
+    out = BUILD / "mpy"
     tmp = out.with_name(f"mpy.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    for src in sorted(FIRMWARE.rglob("*.py")):
+    for src in sorted((FIRMWARE / "ami").rglob("*.py")):
         dst = tmp / src.relative_to(FIRMWARE).with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([tool, "-o", str(dst), str(src)], check=True)
@@ -80,10 +89,16 @@ def run_micropython(
 ) -> subprocess.CompletedProcess[str]:
     """Run the unix port with the firmware on its path and a board-like heap limit."""
     env = dict(os.environ, MICROPYPATH=micropython_path())
-    return subprocess.run(
-        [micropython_binary(), "-X", "heapsize=" + heap, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    with subprocess.Popen(
+        [micropython_binary(), "-X", "heapsize=" + heap, *args], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        interrupts.track(proc)  # threads run these: Ctrl-C or SIGTERM must not wait for them
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            interrupts.untrack(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

@@ -179,6 +179,7 @@ class HeadEnd:
         self.outstanding: dict[tuple[bytes, int], int] = {
             (eui, counter): command for eui, counter, command in registry.outstanding()
         }
+        self.strays: list[tuple[bytes, int]] = []  # (device, counter) of each stray result
         self.groups: dict[bytes, Group] = {}
         for g in registry.groups():
             # Resume above the reserved frame counters: those below may have been used.
@@ -496,6 +497,8 @@ class HeadEnd:
                 seen = self.command_results.get(key)
                 again = seen is not None and seen[0] == command
                 self.stats["duplicate_result" if again else "stray_result"] += 1
+                if not again:
+                    self.strays.append(key)
                 return None, []
             del self.outstanding[key]
             self.registry.drop_outstanding(dev.eui, counter)

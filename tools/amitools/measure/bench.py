@@ -33,12 +33,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amitools import FIRMWARE, REPO
+from amitools import BUILD, FIRMWARE
+from amitools.cliargs import check_output, positive_int
 from amitools.ondevice import mpbench
-from amitools.runtimes import micropython_binary, run_micropython
+from amitools.outputs import human_output, write_result
+from amitools.progress import note
+from amitools.runtimes import MissingTool, micropython_binary, run_micropython
 
 MPBENCH = Path(mpbench.__file__).resolve()
-MPY_DIR = REPO / "build" / "mpy"
+MPY_DIR = BUILD / "mpy"
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 HEAP = "256K"
@@ -128,7 +131,7 @@ def _micropython() -> str:
     """The unix port's path ($MICROPYTHON, else the one beside this Python); clear errors."""
     try:
         binary = micropython_binary()
-    except FileNotFoundError as exc:
+    except MissingTool as exc:
         raise MeasurementError(str(exc)) from exc
     if not os.access(binary, os.X_OK) or Path(binary).is_dir():
         source = "$MICROPYTHON" if os.environ.get("MICROPYTHON") else "the venv"
@@ -143,7 +146,7 @@ def run_micropython_bench(heap: str, reps: int) -> dict[str, Any]:
     """mpbench.py under the unix port with the given heap limit."""
     try:
         proc = run_micropython([str(MPBENCH), str(reps)], heap=heap, timeout=TIMEOUT_S)
-    except FileNotFoundError as exc:
+    except MissingTool as exc:
         raise MeasurementError(str(exc)) from exc
     except subprocess.TimeoutExpired as exc:
         raise MeasurementError(f"MicroPython {heap}: timed out after {TIMEOUT_S:.0f} s") from exc
@@ -623,6 +626,7 @@ def collect(reps: int = mpbench.DEFAULT_REPS) -> dict[str, Any]:
     data["mpy_state"] = _mpy_state()
     mp_version = "unknown"
 
+    note(f"ami bench: MicroPython ({HEAP} and {SMALL_HEAP} heaps)...")
     try:
         data["micropython_binary"] = _micropython()
         report = run_micropython_bench(HEAP, reps)
@@ -639,6 +643,7 @@ def collect(reps: int = mpbench.DEFAULT_REPS) -> dict[str, Any]:
         data["small_heap_error"] = "MicroPython did not run"
 
     for backend in ("portable", "native"):
+        note(f"ami bench: CPython {backend}...")
         try:
             report = run_cpython_bench(backend, reps)
             cols[f"cpython_{backend}"] = _column(report, f"CPython {backend}", errors)
@@ -657,6 +662,7 @@ def collect(reps: int = mpbench.DEFAULT_REPS) -> dict[str, Any]:
             ("cryptography", lambda: bench_cryptography(reps, exp)),
         ]
         for lib, fn in refs:
+            note(f"ami bench: {lib}...")
             try:
                 got = fn()
             except Exception as exc:  # a missing library, a wrong answer
@@ -681,23 +687,32 @@ def collect(reps: int = mpbench.DEFAULT_REPS) -> dict[str, Any]:
 def run(out_md: str | None, out_json: str | None = None, reps: int = mpbench.DEFAULT_REPS) -> int:
     """Measure, print the table and targets, write the files asked for.
 
-    Returns 0 when every measurement ran (whatever the targets say), 1 otherwise.
+    Returns 0 when every measurement ran and every target passed, 1 otherwise.
     """
-    print("ami bench: portable crypto on MicroPython and CPython, and the references...")
+    note("ami bench: portable crypto on MicroPython and CPython, and the references...")
     data = collect(reps)
-    print(render_text(data))
-    if out_md:
-        write_section(Path(out_md), render_markdown(data))
-        print(f"\nwritten: {out_md}")
+    with human_output(out_json):
+        print(render_text(data))
+        if out_md:
+            write_section(Path(out_md), render_markdown(data))
+            print(f"\nwritten: {out_md}")
     if out_json:
-        path = Path(out_json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"written: {out_json}")
-    return 1 if data["errors"] else 0
+        write_result(out_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return exit_status(data)
+
+
+def exit_status(data: dict[str, Any]) -> int:
+    """1 if a measurement failed or a target was missed, else 0."""
+    missed = [t["id"] for t in data["targets"] if t["status"] == "FAIL"]
+    if missed:
+        print(f"targets missed: {', '.join(missed)}", file=sys.stderr)
+    return 1 if data["errors"] or missed else 0
 
 
 def _command(args: argparse.Namespace) -> int:
+    check_output("--json", args.json, args.force, stdout=True)
+    check_output("--write", args.write, force=True)  # a document to update in place
+    micropython_binary()  # a missing or broken $MICROPYTHON: refused before measuring
     return run(args.write, args.json, args.reps)
 
 
@@ -710,9 +725,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     p.add_argument("--write", metavar="FILE", help="put the results between the bench markers")
     p.add_argument("--json", metavar="FILE", help="save every raw figure (microseconds)")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.add_argument(
         "--reps",
-        type=int,
+        type=positive_int,
         default=mpbench.DEFAULT_REPS,
         help=f"repetitions per figure, made odd (default {mpbench.DEFAULT_REPS})",
     )

@@ -20,8 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from amitools import REPO
-from amitools.runtimes import micropython_path, mpy_cross, run_micropython
+from amitools import BUILD
+from amitools.cliargs import check_output, non_negative_int, positive_int
+from amitools.outputs import human_output, write_result
+from amitools.progress import note
+from amitools.runtimes import (
+    MissingTool,
+    micropython_binary,
+    micropython_path,
+    mpy_cross,
+    run_micropython,
+)
 from amitools.sim.nodedir import provisioned_node
 
 SCRIPT = Path(__file__).parent.parent / "ondevice" / "faultcampaign.py"
@@ -42,7 +51,7 @@ def compile_modules(out: Path) -> Path:
     """The campaign's modules compiled into out (only those older than their source)."""
     tool = mpy_cross()
     if tool is None:
-        raise FileNotFoundError("mpy-cross not found: set MPY_CROSS=/path/to/mpy-cross")
+        raise MissingTool("mpy-cross not found: set MPY_CROSS=/path/to/mpy-cross")
     out.mkdir(parents=True, exist_ok=True)
     for name in MODULES:
         src = SCRIPT.with_name(name + ".py")
@@ -59,6 +68,7 @@ def run_cpython(step: int, stores: list[str], node: Path | None) -> dict[str, An
     t = time.perf_counter()
     report: dict[str, Any] = faultcampaign.run(step, stores, str(node) if node else None)
     report["wall_seconds"] = round(time.perf_counter() - t, 2)
+    note(f"ami faults: cpython done in {report['wall_seconds']} s")
     return report
 
 
@@ -68,7 +78,7 @@ def run_micropython_stores(
     """The campaign on the unix port: one process per store (256K heap; the meter's 320K),
     `jobs` at a time (0: one per core); their reports merged into one. Each process loads
     only its scenario's module, precompiled (build/faults-mpy)."""
-    mpy = compile_modules(REPO / "build" / "faults-mpy")
+    mpy = compile_modules(BUILD / "faults-mpy")
     micropython_path()  # brings build/mpy up to date once, before the parallel runs
 
     def one(store: str) -> dict[str, Any]:
@@ -77,6 +87,7 @@ def run_micropython_stores(
             args += ["--node", str(node)]
         heap = MP_METER_HEAP if store == "meter" else MP_HEAP
         proc = run_micropython(args, heap=heap, timeout=7200)
+        note(f"ami faults: micropython {store} {'done' if proc.returncode == 0 else 'failed'}")
         lines = proc.stdout.strip().splitlines()
         if proc.returncode or not lines:
             why = ((proc.stderr.strip() or proc.stdout.strip()).splitlines() or ["no output"])[-1]
@@ -175,27 +186,45 @@ def summary(report: dict[str, Any], limit: int = 30) -> str:
     return "\n".join(lines)
 
 
+def store_list(text: str) -> list[str]:
+    """--stores: comma-separated names of STORES."""
+    names = [s for s in text.split(",") if s]
+    unknown = [s for s in names if s not in STORES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown store {','.join(unknown) or text!r} (stores: {','.join(STORES)})"
+        )
+    return names
+
+
 def run(args: argparse.Namespace) -> int:
     """`ami faults`: run, print the summary, write JSON; 1 if any violation."""
+    check_output("--json", args.json, args.force, stdout=True)
     runtimes = RUNTIMES if args.runtime == "both" else (args.runtime,)
-    stores = [s for s in args.stores.split(",") if s] if args.stores else None
-    report = campaign(args.step, runtimes, stores, args.jobs)
-    print(summary(report))
+    if "micropython" in runtimes:  # missing tools refused before the run
+        micropython_binary()
+        if mpy_cross() is None:
+            raise MissingTool("mpy-cross not found: set MPY_CROSS=/path/to/mpy-cross")
+    note(f"ami faults: {', '.join(runtimes)}, stores {','.join(args.stores or STORES)}, "
+         f"step {args.step}...")
+    report = campaign(args.step, runtimes, args.stores, args.jobs)
+    with human_output(args.json):
+        print(summary(report))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        write_result(args.json, json.dumps(report, indent=2) + "\n")
     return 1 if report["violations"] else 0
 
 
 def add_parser(sub: Any) -> None:
     """Register `ami faults`."""
     p = sub.add_parser("faults", help="power-loss campaign: a cut at every write and byte")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
-    p.add_argument("--step", type=int, default=1,
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON (-: standard output)")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
+    p.add_argument("--step", type=positive_int, default=1,
                    help="cut every N-th byte of each write (and its last): 1 is the full run")
     p.add_argument("--runtime", choices=("cpython", "micropython", "both"), default="both")
-    p.add_argument("--stores", metavar="A,B", help="only these stores: " + ",".join(STORES))
-    p.add_argument("--jobs", type=int, default=0,
+    p.add_argument("--stores", metavar="A,B", type=store_list,
+                   help="only these stores: " + ",".join(STORES))
+    p.add_argument("--jobs", type=non_negative_int, default=0,
                    help="MicroPython processes at a time (0: one per core)")
     p.set_defaults(func=run)

@@ -28,11 +28,14 @@ from ami.link import frame, messages
 from ami.link.session import Rejected
 
 from amitools import FIRMWARE
+from amitools.cliargs import check_output, non_negative_int, positive_int
 from amitools.headend import HeadEnd, Registry
 from amitools.headend.node import Device, Session
 from amitools.measure.bench import write_section
 from amitools.office.provision import device_eui, provision
-from amitools.runtimes import run_micropython
+from amitools.outputs import human_output, write_result
+from amitools.progress import note
+from amitools.runtimes import micropython_binary, run_micropython
 from amitools.sim.nodedir import provisioned_node
 
 BEGIN = "<!-- linkbench:begin -->"
@@ -242,15 +245,22 @@ def render(r: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Measure everything, print it, optionally write it into a markdown file."""
+    check_output("--json", args.json, args.force, stdout=True)
+    check_output("--write", args.write, force=True)  # a document to update in place
+    micropython_binary()
+    note("ami linkbench: device side (MicroPython, CPython)...")
     with tempfile.TemporaryDirectory() as tmp:
         result: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d")}
         result["device"] = device_side(Path(tmp))
+    note(f"ami linkbench: head end, {args.keys} keys, {args.frames} frames...")
     result["headend"] = headend_throughput(args.keys, args.frames)
     result["commit"] = commit_cost()
     from amitools.office.signer import bench_signer
 
+    note("ami linkbench: signer...")
     result["signer_per_second"] = round(bench_signer())
     if args.broadcast:
+        note(f"ami linkbench: broadcast to {args.broadcast} meters...")
         result["broadcast"] = broadcast(args.broadcast)
     crypto_json = Path("build/bench.json")
     if crypto_json.exists():  # the per-meter verify figure from `ami bench`, same session
@@ -260,23 +270,29 @@ def run(args: argparse.Namespace) -> int:
         result["mp_verify_repeated_ms"] = round(mp / 1000, 2) if mp else None
         result["device"]["cpython_portable"]["verify_repeated_us"] = cp
     if args.fleet:
+        note(f"ami linkbench: a fleet of {args.fleet} meters...")
         result["fleet"] = fleet(args.fleet)
     text = render(result)
-    print(text)
+    with human_output(args.json):
+        print(text)
     if args.write:
         write_section(Path(args.write), text, BEGIN, END)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 
 def add_parser(sub: Any) -> None:
     """Register `ami linkbench`."""
     p = sub.add_parser("linkbench", help="secure-link benchmarks: device, head end, fleet")
-    p.add_argument("--keys", type=int, default=1_000_000, help="sessions loaded in the head end")
-    p.add_argument("--frames", type=int, default=200_000)
-    p.add_argument("--fleet", type=int, default=10_000, help="fleet size for the demo (0: skip)")
-    p.add_argument("--broadcast", type=int, default=10_000, help="meters in the broadcast test")
-    p.add_argument("--write", metavar="FILE")
-    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--keys", type=positive_int, default=1_000_000,
+                   help="sessions loaded in the head end")
+    p.add_argument("--frames", type=positive_int, default=200_000)
+    p.add_argument("--fleet", type=non_negative_int, default=10_000,
+                   help="fleet size for the demo (0: skip)")
+    p.add_argument("--broadcast", type=non_negative_int, default=10_000,
+                   help="meters in the broadcast test (0: skip)")
+    p.add_argument("--write", metavar="FILE", help="put the results between the markers")
+    p.add_argument("--json", metavar="FILE", help="write the figures as JSON (-: standard output)")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run)

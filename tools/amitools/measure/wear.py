@@ -17,6 +17,9 @@ from typing import Any
 
 from ami.commands import envelope as E
 
+from amitools.cliargs import STDOUT, check_output, positive_int
+from amitools.outputs import write_result
+from amitools.progress import note
 from amitools.sim.fleet import DemoOptions, Fleet
 from amitools.sim.radio import PERFECT
 
@@ -80,19 +83,25 @@ def lifetime(m: dict[str, Any], blocks_free: int = 64) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Measure, print, optionally write JSON."""
+    """Measure, print, optionally write JSON (`-`: printed once, on standard output)."""
+    check_output("--json", args.json, args.force, stdout=True)
+    note(f"ami wear: one meter for {args.days} simulated days...")
     m = measure(args.days)
     m["lifetime"] = lifetime(m, args.blocks)
-    print(json.dumps(m, indent=2))
+    text = json.dumps(m, indent=2) + "\n"
+    if args.json != STDOUT:
+        print(text, end="")
     if args.json:
-        Path(args.json).write_text(json.dumps(m, indent=2) + "\n")
+        write_result(args.json, text)
     return 0
 
 
 def add_parser(sub: Any) -> None:
     """Register `ami wear`."""
     p = sub.add_parser("wear", help="measure a meter's flash writes and the flash lifetime")
-    p.add_argument("--days", type=int, default=7)
-    p.add_argument("--blocks", type=int, default=64, help="free erase blocks for levelling")
-    p.add_argument("--json", metavar="FILE")
+    p.add_argument("--days", type=positive_int, default=7)
+    p.add_argument("--blocks", type=positive_int, default=64,
+                   help="free erase blocks for levelling")
+    p.add_argument("--json", metavar="FILE", help="write the figures as JSON (-: standard output)")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run)

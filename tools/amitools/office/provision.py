@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,10 @@ from ami.ports.secret import device_secret
 from ami.ports.storage import MemoryStorage
 from ami.store.records import RecordStore
 
+from amitools.cliargs import UsageError, hex_list, positive_int
 from amitools.headend import HeadEndIdentity, Registry
 from amitools.office.signer import Signer, hsm_kek
+from amitools.outputs import replace_dir, secret_dir, write_secret
 
 EUI_PREFIX = bytes.fromhex("02414d49")  # locally administered, "AMI"
 HEADEND_EUI = EUI_PREFIX + bytes.fromhex("ffff0001")
@@ -158,10 +161,10 @@ def _device(prov, entropy, serial, role, now_s, validity_s, he_public, chip) -> 
 
 
 def write(prov: Provisioned, out: Path) -> None:
-    """Write a provisioned system to a directory (see the module docstring)."""
-    he_dir = out / "headend"
-    he_dir.mkdir(parents=True, exist_ok=True)
-    (he_dir / "hsm.key").write_bytes(prov.hsm)
+    """Write a provisioned system to a directory (see the module docstring); every file
+    readable by its owner only (0600 in 0700 directories)."""
+    he_dir = secret_dir(out / "headend")
+    write_secret(he_dir / "hsm.key", prov.hsm)
     wrap_key = hsm_kek(prov.hsm)
     identity = {
         "eui": prov.headend.eui.hex(),
@@ -173,34 +176,49 @@ def write(prov: Provisioned, out: Path) -> None:
         "signer_public": prov.signer_public.hex(),
         "signer_wrapped": prov.signer_wrapped.hex(),
     }
-    (he_dir / "identity.json").write_text(json.dumps(identity, indent=2) + "\n")
+    write_secret(he_dir / "identity.json", (json.dumps(identity, indent=2) + "\n").encode())
     db = he_dir / "registry.db"
     if db.exists():
         db.unlink()
+    write_secret(db, b"")  # created 0600 before SQLite writes keys into it
     prov.registry(db).db.close()
     for d in prov.devices:
-        dev_dir = out / "devices" / d.eui.hex()
-        dev_dir.mkdir(parents=True, exist_ok=True)
-        (dev_dir / "secret.bin").write_bytes(d.secret)
+        dev_dir = secret_dir(out / "devices" / d.eui.hex())
+        write_secret(dev_dir / "secret.bin", d.secret)
         if d.chip_id is not None:
-            (dev_dir / "chip_id.hex").write_text(d.chip_id.hex() + "\n")
+            write_secret(dev_dir / "chip_id.hex", (d.chip_id.hex() + "\n").encode())
         for name, blob in d.image.items():
-            (dev_dir / name).write_bytes(blob)
-        (dev_dir / "certificate.bin").write_bytes(d.cert)
+            write_secret(dev_dir / name, blob)
+        write_secret(dev_dir / "certificate.bin", d.cert)
 
 
 def _command(args: argparse.Namespace) -> int:
-    """`ami provision`: write a provisioned system to --out."""
+    """`ami provision`: write a provisioned system to --out, which must not exist (--force:
+    replaced whole, once the new one is complete)."""
+    import tempfile
     import time
 
-    chips = None
-    if args.chip_id:
-        chips = [bytes.fromhex(c) for c in args.chip_id.split(",") if c]
-        if len(chips) != args.meters:
-            print(f"--chip-id gives {len(chips)} chip ids for {args.meters} devices")
-            return 2
-    prov = provision(args.meters, int(time.time()), seed=args.seed, chip_ids=chips)
-    write(prov, Path(args.out))
+    out = Path(args.out)
+    if args.chip_id is not None and len(args.chip_id) != args.meters:
+        raise UsageError(f"--chip-id gives {len(args.chip_id)} chip ids for --meters "
+                         f"{args.meters}")
+    if out.exists() and not args.force:
+        raise UsageError(f"--out {args.out}: exists (--force replaces it whole)")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out}: not a directory")
+    # Written beside --out and renamed into place: an interrupted run leaves no half CA.
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError:
+        raise UsageError(f"--out {args.out}: cannot write there") from None
+    try:
+        prov = provision(args.meters, int(time.time()), seed=args.seed, chip_ids=args.chip_id)
+        write(prov, tmp)
+        replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     print(f"provisioned CA, head end and {args.meters} devices into {args.out}")
     return 0
 
@@ -208,10 +226,11 @@ def _command(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Register `ami provision`."""
     p = sub.add_parser("provision", help="create CA, head end and device key stores")
-    p.add_argument("--meters", type=int, default=20)
-    p.add_argument("--out", default="build/provision")
+    p.add_argument("--meters", type=positive_int, default=20)
+    p.add_argument("--out", default="build/provision", help="a directory not yet there")
+    p.add_argument("--force", action="store_true", help="replace an existing --out whole")
     p.add_argument("--seed", type=int, help="reproducible keys (tests only: not secret)")
-    p.add_argument("--chip-id", metavar="HEX[,HEX...]",
+    p.add_argument("--chip-id", metavar="HEX[,HEX...]", type=hex_list,
                    help="boards' machine.unique_id(), one per device: each key store is "
                         "sealed under a secret only that chip derives (ami.ports.secret)")
     p.set_defaults(func=_command)

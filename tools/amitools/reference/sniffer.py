@@ -12,11 +12,13 @@ import json
 from collections import Counter
 from typing import Any
 
+from amitools.cliargs import check_capture, existing_file, non_negative_int
 from amitools.reference import spec
 
 
 def run(path: str, limit: int = 0) -> int:
     """Print each frame's description (up to limit, 0 for all) and a summary."""
+    check_capture(path)  # UsageError before any output for a file that is not a capture
     kinds: Counter[str] = Counter()
     printed = 0
     with open(path) as f:
@@ -38,6 +40,7 @@ def run(path: str, limit: int = 0) -> int:
 def add_parser(sub: Any) -> None:
     """Register `ami sniff`."""
     p = sub.add_parser("sniff", help="decode a capture written by `ami demo --capture`")
-    p.add_argument("capture")
-    p.add_argument("--limit", type=int, default=0, help="print at most N frames")
+    p.add_argument("capture", type=existing_file)
+    p.add_argument("--limit", type=non_negative_int, default=0,
+                   help="print at most N frames (0: all)")
     p.set_defaults(func=lambda args: run(args.capture, args.limit))

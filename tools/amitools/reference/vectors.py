@@ -73,6 +73,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from amitools.cliargs import check_output_dir
 from amitools.reference.spec import crc16_kermit  # the bitwise reference CRC, defined once
 
 FORMAT_VERSION = 1
@@ -813,11 +814,12 @@ if __name__ == "__main__":
 def add_parser(sub: Any) -> None:
     """Register `ami vectors`."""
     p = sub.add_parser("vectors", help="extract compact test-vector subsets")
-    p.add_argument("--out", default="build/vectors")
+    p.add_argument("--out", default="build/vectors", help="a directory (made if missing)")
     p.set_defaults(func=_command)
 
 
 def _command(args: Any) -> int:
+    check_output_dir("--out", args.out)
     build(args.out)
     print("vector subsets written to", args.out)
     return 0

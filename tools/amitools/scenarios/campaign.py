@@ -21,11 +21,14 @@ from ami.relay import STATE_NAMES
 
 from amitools.office.provision import new_private
 from amitools.office.signer import Policy, PolicyError, SigningService
+from amitools.scenarios.keytheft import FORGED_COUNTER
 from amitools.scenarios.stage import Handle, Stage
 
+GROUP_FORGERY_COUNTER = 1_000_000
 GROUP_ALL = bytes.fromhex("47524f5550000001")  # "GROUP" 1: the load-control programme
 ENROL_EVERY = 10  # in fleets above 50 meters, one household in ten joins the programme
 MINUTE_MS = 60_000
+RESEND_MS = 5 * MINUTE_MS  # an attack envelope the radio lost is sent again this often
 
 
 class CommandCampaign:
@@ -46,14 +49,22 @@ class CommandCampaign:
         for name in ("alice", "bob", "mallory"):
             self.service.add_operator(name, name + "-pw")
         self.tokens = {n: self.service.login(n, n + "-pw") for n in ("alice", "bob", "mallory")}
-        self.sent = 0
+        self.broadcasts = 0
+        # Envelope counters of the attacks: their answers are strays the attacks explain.
+        self.attack_counters = {GROUP_FORGERY_COUNTER, FORGED_COUNTER}
         self.policy_refusals: Counter[str] = Counter()
         self.attacks: dict[str, dict[str, int]] = {}
-        # (kind, meter, envelope tag, time sent in seconds)
+        # (kind, meter, envelope, time first sent in seconds): attacks not yet seen by
+        # their meter, sent again until they are (a lost downlink is not an attempt)
         self.expect_refused: list[tuple[str, Handle, bytes, int]] = []
         self.disconnect_env: bytes = b""
         self.arm_env: bytes = b""
-        meters = stage.meters
+        # The victim's own commands it executed when the head end sent them, and when an
+        # attack first sent a copy of one: a copy of a command the radio lost is that
+        # command's first delivery, not a replay.
+        self.executed: set[bytes] = set()
+        self.copied_at: dict[bytes, int] = {}
+        meters = stage.live_meters()  # actors that joined: a lossy radio leaves stragglers
         self.victim = meters[-1]
         self.other = meters[-2] if len(meters) > 1 else meters[-1]
 
@@ -61,7 +72,9 @@ class CommandCampaign:
 
     def script(self, start: int) -> list[tuple[int, Any]]:
         """(virtual time, action) pairs from start."""
-        return [
+        end = start + self.stage.hours * 3_600_000
+        resends = [(t, self.resend_unseen) for t in range(start + 60 * MINUTE_MS, end, RESEND_MS)]
+        return resends + [
             (start, self.setup_group),
             (start + 10 * MINUTE_MS, self.disconnect),
             (start + 20 * MINUTE_MS, self.arm),
@@ -87,7 +100,6 @@ class CommandCampaign:
 
     def _send(self, meter: Handle, env: bytes) -> None:
         self.he.send_command(meter.address, env)
-        self.sent += 1
 
     # ---- operations --------------------------------------------------------------------
 
@@ -117,20 +129,30 @@ class CommandCampaign:
         self.stage.press_button(self.victim.address)
 
     def broadcast_load_limit(self) -> None:
+        if GROUP_ALL not in self.he.groups:  # no meter had joined to enrol
+            return
         env = self.request(
             "alice", E.LOAD_LIMIT, E.TARGET_GROUP, GROUP_ALL, (2_000, 300, E.RESTORE_AUTO)
         )
         self.he.broadcast(GROUP_ALL, env)
-        self.sent += len(self.he.groups[GROUP_ALL].members)  # one frame, every member acts
+        self.broadcasts += 1
 
     # ---- attacks -------------------------------------------------------------------------
 
     def _attack(self, kind: str, meter: Handle, env: bytes) -> None:
         """Deliver env through the head end; scored later from the meter's own verdict."""
-        tag = crypto.sha256(env)[:8]
-        self.expect_refused.append((kind, meter, tag, self.stage.now() // 1000))
+        now_s = self.stage.now() // 1000
+        self.expect_refused.append((kind, meter, env, now_s))
+        self.copied_at.setdefault(env, now_s)
+        self.attack_counters.add(E.decode(env).counter)
         self.attacks.setdefault(kind, {"attempted": 0, "accepted": 0})
         self._send(meter, env)
+
+    def resend_unseen(self) -> None:
+        """The attack envelopes whose meter has not seen them yet, delivered again."""
+        self.collect()
+        for _kind, meter, env, _sent_s in self.expect_refused:
+            self._send(meter, env)
 
     def _score(self, kind: str, attempted: int = 0, accepted: int = 0) -> None:
         e = self.attacks.setdefault(kind, {"attempted": 0, "accepted": 0})
@@ -188,7 +210,7 @@ class CommandCampaign:
         if g is None:
             return
         now = self.stage.now() // 1000
-        body = E.encode(E.DISCONNECT, E.TARGET_GROUP, GROUP_ALL, 1_000_000, now - 60,
+        body = E.encode(E.DISCONNECT, E.TARGET_GROUP, GROUP_ALL, GROUP_FORGERY_COUNTER, now - 60,
                         now + 3600, self.signer.key_id)
         env = E.sign(body, new_private(DeterministicEntropy(b"group forger")))
         forged = frame.seal(g.key, frame.DATA, self.he.address, GROUP_ALL, frame.KEY_GROUP,
@@ -200,13 +222,32 @@ class CommandCampaign:
 
     def collect(self) -> None:
         """Score the attacks sent so far from each target meter's own verdict log (a RAM
-        log: collected before a reboot clears it). A command the radio lost was not tried."""
-        for kind, meter, tag, sent_s in self.expect_refused:
-            log = meter.node.info()["commands"]  # [time, envelope tag hex, command, verdict]
-            verdicts = [v for t, g, _cmd, v in log if g == tag.hex() and t >= sent_s]
-            if verdicts:
-                self._score(kind, attempted=1, accepted=int("ok" in verdicts))
-        self.expect_refused = []
+        log: collected before a reboot clears it). A command the radio lost was not tried
+        yet: it stays expected (resend_unseen)."""
+        for env in (self.disconnect_env, self.arm_env):
+            copied = self.copied_at.get(env)
+            if any(v == "ok" and (copied is None or t < copied)
+                   for t, v in self._verdicts(self.victim, env)):
+                self.executed.add(env)
+        unseen = []
+        for kind, meter, env, sent_s in self.expect_refused:
+            verdicts = [v for t, v in self._verdicts(meter, env) if t >= sent_s]
+            if not verdicts:
+                unseen.append((kind, meter, env, sent_s))
+                continue
+            executions = verdicts.count("ok")
+            if meter is self.victim and env in (self.disconnect_env, self.arm_env) \
+                    and env not in self.executed:
+                executions -= 1  # the first delivery of a command the radio had lost
+            self._score(kind, attempted=1, accepted=int(executions > 0))
+        self.expect_refused = unseen
+
+    @staticmethod
+    def _verdicts(meter: Handle, env: bytes) -> list[tuple[int, str]]:
+        """(time, verdict) of the envelope in the meter's command log."""
+        tag = crypto.sha256(env)[:8].hex()
+        # [time, envelope tag hex, command, verdict]
+        return [(t, v) for t, g, _cmd, v in meter.node.info()["commands"] if g == tag]
 
     def attack_scores(self) -> dict[str, dict[str, int]]:
         """The attacks on commands by kind: {attempted, accepted}, each from the target
@@ -223,17 +264,24 @@ class CommandCampaign:
         results = self.he.command_results
         executed = sum(1 for r in results.values() if r[1] == 0)
         refused = sum(1 for r in results.values() if r[1] != 0)
+        unanswered = len(self.he.outstanding.keys() - results.keys())
+        to_attacks = sum(1 for _eui, counter in self.he.strays if counter in self.attack_counters)
         relay: Counter[str] = Counter()
         for m in self.stage.meters:
             state = m.node.info()["relay"]
             if state is not None:
                 relay[STATE_NAMES[state]] += 1
         return {
-            "commands": {"sent": self.sent, "executed": executed, "refused": refused,
+            # Every command the head end addressed to a meter (the scenario's operations,
+            # key changes and attacks; a broadcast once per member), by the answer it got.
+            "commands": {"addressed": executed + refused + unanswered, "executed": executed,
+                         "refused": refused, "unanswered": unanswered,
+                         "broadcast_frames": self.broadcasts,
                          "refused_by_signer_policy": dict(self.policy_refusals),
-                         # answers to envelopes the head end never sent to that meter
-                         # (copied or forged ones): kept apart from the results
-                         "stray_results": self.he.stats["stray_result"]},
+                         # answers to envelopes the head end never sent to that meter: those
+                         # the attacks copied or forged, and any other (a harness fault)
+                         "stray_results": {"to_attack_envelopes": to_attacks,
+                                           "other": len(self.he.strays) - to_attacks}},
             "relay": dict(sorted(relay.items())),
         }
 

@@ -30,6 +30,7 @@ from amitools.office.provision import SIGNER_KEY_ID, new_private
 from amitools.scenarios.stage import Handle, Stage
 
 KIND = "key_theft"
+FORGED_COUNTER = 0xFFFFFF00  # the envelope counter of the thief's forged commands
 
 
 class Loot:
@@ -45,6 +46,7 @@ class Loot:
         active = {k[0]: k[6] for k in keys if k[3] == K.ACTIVE}
         self.root, self.device_key = active[K.ROOT], active[K.DEVICE]
         session = records.read(SESSION_RECORD)
+        # None when the meter was between sessions (rejoining) when it was stolen.
         _nonce, self.k_up, self.k_down = session_keys(session) if session else (0, None, None)
         groups = Groups(records)
         self.group_keys = [groups.current(gid)[1] for gid in groups.ids()]
@@ -127,19 +129,21 @@ class KeyTheft:
         # signer's name, sealed under the stolen session key with the victim's key generation.
         now = stage.now() // 1000
         gen = frame.peek_secured(frames[-1])[1] if frames else 0
-        body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, victim, 0xFFFFFF00, now - 60, now + 600,
+        body = E.encode(E.DISCONNECT, E.TARGET_DEVICE, victim, FORGED_COUNTER, now - 60, now + 600,
                         SIGNER_KEY_ID)
         forged = E.sign(body, loot.device_key)
         plain = messages.encode_command(forged)
-        self._radio("command_other_meter", frame.seal(
-            loot.k_down, frame.DATA, he, victim, frame.KEY_SESSION, gen, 1 << 20, plain, True,
-        ), victim)
+        if loot.k_down:
+            self._radio("command_other_meter", frame.seal(
+                loot.k_down, frame.DATA, he, victim, frame.KEY_SESSION, gen, 1 << 20, plain,
+                True,
+            ), victim)
         # 3. The same forged command under a stolen group key, to the whole group.
         for gid, key in zip(self._group_ids(), loot.group_keys, strict=False):
             self._radio("forged_group_command", frame.seal(
                 key, frame.DATA, he, gid, frame.KEY_GROUP, stage.headend.groups[gid].key_gen,
                 1 << 20, messages.encode_command(
-                    E.sign(E.encode(E.DISCONNECT, E.TARGET_GROUP, gid, 0xFFFFFF00, now - 60,
+                    E.sign(E.encode(E.DISCONNECT, E.TARGET_GROUP, gid, FORGED_COUNTER, now - 60,
                                     now + 600, SIGNER_KEY_ID), loot.device_key)),
                 down=True, group=True,
             ), None)
@@ -193,6 +197,8 @@ class KeyTheft:
                                frame.header(frame.JOIN_REQUEST, loot.eui, he) + body)
         self._radio("join_after_revocation",
                     frame.encode(frame.JOIN_REQUEST, loot.eui, he, body + mic), he)
+        if not loot.k_up:
+            return
         reading = messages.encode_readings([(1 << 30, self.stage.now() // 1000, 1)])
         session = self.stage.headend.devices[loot.eui]
         gen = session.join_nonce & 0xFF

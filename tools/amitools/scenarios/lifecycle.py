@@ -33,8 +33,9 @@ class LifecycleCampaign:
         self.he = stage.headend
         self.campaign = campaign
         self.signer: Signer = campaign.signer
+        meters = stage.live_meters()
         busy = {campaign.victim.address, campaign.other.address}
-        spare = [m for m in stage.meters if m.address not in busy]
+        spare = [m for m in meters if m.address not in busy]
         in_process = {id(m) for m in stage.in_process}
         local = [m for m in spare[1:] if id(m) in in_process]
         # It needs two meters the command campaign leaves alone, one of them in-process

@@ -39,7 +39,11 @@ class Stage:
     in_process: list[Handle]
     prov: Provisioned
     seed: int
+    hours: int  # the reporting period campaigns schedule within
     now: Callable[[], int]  # virtual time now, in ms
     reboot: Callable[[bytes], None]  # power-cycle a meter, by address
     press_button: Callable[[bytes], None]  # the local restore button of a meter, now
     sniff: Callable[[Sniffer], None]  # see every transmission from now on
+    # The meters in session at both ends now, fleet order (a lossy radio leaves stragglers):
+    # campaigns pick their actors here.
+    live_meters: Callable[[], list[Handle]]

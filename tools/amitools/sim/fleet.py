@@ -20,7 +20,9 @@ from ami.ports.entropy import DeterministicEntropy
 
 from amitools.headend import HeadEnd
 from amitools.headend.monitor import SecurityMonitor
+from amitools.interrupts import worker_init
 from amitools.office.provision import DeviceKit, Provisioned, device_eui, new_private, provision
+from amitools.progress import note
 from amitools.scenarios.campaign import CommandCampaign
 from amitools.scenarios.lifecycle import LifecycleCampaign
 from amitools.scenarios.stage import Stage
@@ -82,6 +84,7 @@ class DemoOptions:
     attacks: bool = True
     workers: int = 1
     capture: str | None = None  # file for every frame on the air (JSON lines), if given
+    progress: bool = False  # progress lines on standard error
 
 
 class Fleet:
@@ -94,6 +97,7 @@ class Fleet:
     ) -> None:
         self.opts = opts
         self.workdir = workdir
+        self.shard = shard
         self.prov = prov or provision(opts.meters, T0_MS // 1000, seed=opts.seed)
         if kits is not None:
             self.prov = replace(self.prov, devices=kits)
@@ -137,6 +141,8 @@ class Fleet:
             self._capture = open(opts.capture, "w")  # noqa: SIM115 (closed in close())
             self.medium.add_sniffer(self._write_capture)
         self.join_attacks: Counter[str] = Counter()
+        # Meters that joined before a reboot reset their RAM counts (see joined_meters).
+        self.joined_before_reboot: set[bytes] = set()
 
     # ---- phases ------------------------------------------------------------------------
 
@@ -151,17 +157,40 @@ class Fleet:
                 break
         self.join_end = now
         self.joined_in_join_phase = self.joined()
+        self._progress(f"join phase: {self.joined_in_join_phase} of {len(self.meters)} meters "
+                       f"joined in {(now - T0_MS) // 60_000} simulated minutes")
         return time.perf_counter() - t
+
+    def _progress(self, text: str) -> None:
+        if self.opts.progress:
+            note(f"ami demo: {'' if self.opts.workers == 1 else f'partition {self.shard}: '}{text}")
 
     def joined(self) -> int:
         return sum(1 for d in self.headend.devices.values() if d.session is not None)
+
+    def live_meters(self) -> list[Tracked]:
+        """The meters with a session now at both ends (the head end's alone is not enough:
+        the meter may not have heard its SESSION_START), in fleet order; every meter if none
+        has one (a radio that delivers nothing). The scenarios pick their actors here."""
+        live = [m for eui, m in self.meters.items()
+                if self.headend.devices[eui].session is not None
+                and m.node.info()["stats"].get("joined")]
+        return live or list(self.meters.values())
+
+    def joined_meters(self) -> int:
+        """Meters that completed a join (their own count) at any time in the run."""
+        return sum(1 for eui, m in self.meters.items()
+                   if eui in self.joined_before_reboot or m.node.info()["stats"].get("joined"))
 
     def run_day(self) -> float:
         """The reporting phase: `hours` of readings, then a drain in which every reading of
         the period must still arrive; wall seconds."""
         t = time.perf_counter()
         end = T0_MS + self.opts.hours * HOUR_MS
-        for at, action in sorted(self.script, key=lambda item: item[0]):
+        hours = [(T0_MS + h * HOUR_MS, lambda h=h: self._progress(
+            f"simulated hour {h} of {self.opts.hours}, {self.joined()} meters in session"))
+            for h in range(1, self.opts.hours)]
+        for at, action in sorted(self.script + hours, key=lambda item: item[0]):
             if at < end:
                 self.medium.run(at)
                 action()
@@ -173,6 +202,8 @@ class Fleet:
 
     def reboot(self, address: bytes) -> None:
         """Power-cycle a meter: its storage survives, everything in RAM is lost."""
+        if self.meters[address].node.info()["stats"].get("joined"):
+            self.joined_before_reboot.add(address)
         self.meters[address].node.reboot()
         self.medium.restart(address)
 
@@ -187,7 +218,7 @@ class Fleet:
             headend=self.headend, attacker=self.attacker, meters=list(self.meters.values()),
             in_process=list(self.in_process), prov=self.prov, seed=self.opts.seed,
             now=lambda: self.medium.now, reboot=self.reboot, press_button=self.press_button,
-            sniff=self.medium.add_sniffer,
+            sniff=self.medium.add_sniffer, hours=self.opts.hours, live_meters=self.live_meters,
         )
 
     # ---- attacks -----------------------------------------------------------------------
@@ -307,7 +338,8 @@ class Fleet:
         return extra | {
             "meters": len(self.meters),
             "micropython_meters": len(self.meters) - len(self.in_process),
-            "joined": self.joined_in_join_phase,
+            "joined": self.joined_meters(),
+            "joined_in_join_phase": self.joined_in_join_phase,
             "join_failures": meter_stats.get("join_timeout", 0),
             "readings": {
                 "sent": sent,
@@ -338,6 +370,16 @@ class Fleet:
         doubles = sum(len(n.doubles) for n in [self.he, *self.meters.values()])
         if "replay" in by_kind:
             by_kind["replay"]["accepted"] = doubles
+        # Captured joins replayed: the same rule (an original the radio lost is delivered
+        # by its replay for the first time, as at loss 1.0, where no original arrives).
+        nodes = {self.he.address: self.he, **self.meters}
+        for kind in ("join_request_replay", "join_accept_replay"):
+            if kind in by_kind:
+                by_kind[kind]["accepted"] = sum(
+                    1 for k, handle in self.attacker.injections if k == kind
+                    for rx in handle.results
+                    if rx.reason is None and hash(handle.frame) in nodes[rx.address].doubles
+                )
         return {
             "attempted": sum(e["attempted"] for e in by_kind.values()),
             "accepted": sum(e["accepted"] for e in by_kind.values()),
@@ -416,7 +458,7 @@ def _merge(reports: list[dict]) -> dict:
     join = max(r["_walls"]["join"] for r in reports)
     day = max(r["_walls"]["day"] for r in reports)
     merged["rates"] = {
-        "joins_per_second": round(merged["joined"] / join, 1) if join else None,
+        "joins_per_second": round(merged["joined_in_join_phase"] / join, 1) if join else None,
         "readings_per_minute": round(merged["readings"]["delivered"] / day * 60) if day else None,
     }
     return merged
@@ -440,7 +482,7 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
             jobs = [
                 (opts, workdir, prov, prov.devices[i::workers], i) for i in range(workers)
             ]
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
+            with multiprocessing.get_context("fork").Pool(workers, worker_init) as pool:
                 reports = pool.map(_shard_worker, jobs)
         report = _merge(reports)
         report.pop("_walls")

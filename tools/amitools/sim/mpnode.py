@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ami.ports.framing import SlipDecoder, slip_encode
 
+from amitools.outputs import secret_dir, write_secret
 from amitools.runtimes import micropython_binary, micropython_path
 
 HEAP = "256K"
@@ -29,12 +30,11 @@ class MicroPythonMeter:
     ) -> None:
         self.address = address
         self.dir = node_dir
-        flash = node_dir / "flash"
-        flash.mkdir(parents=True, exist_ok=True)
+        flash = secret_dir(node_dir / "flash")
         for name, blob in image.items():
-            (flash / name).write_bytes(blob)
-        (node_dir / "secret.bin").write_bytes(secret)
-        (node_dir / "seed.bin").write_bytes(seed)
+            write_secret(flash / name, blob)
+        write_secret(node_dir / "secret.bin", secret)
+        write_secret(node_dir / "seed.bin", seed)
         (node_dir / "config.json").write_text(json.dumps(config or {}))
         self.boots = 0
         self._now = 0

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from ami import crypto
 
+from amitools.outputs import secret_dir, write_secret
+
 SEED = 7
 NOW = 1_767_225_600
 
@@ -24,12 +26,12 @@ def provisioned_node(out: Path) -> Path:
 
     prov = provision(1, NOW, seed=SEED)
     kit = prov.devices[0]
-    (out / "flash").mkdir(parents=True, exist_ok=True)
+    flash = secret_dir(out / "flash")
     for name, blob in kit.image.items():
-        (out / "flash" / name).write_bytes(blob)
-    (out / "secret.bin").write_bytes(kit.secret)
-    (out / "he.key").write_bytes(prov.headend.private)
+        write_secret(flash / name, blob)
+    write_secret(out / "secret.bin", kit.secret)
+    write_secret(out / "he.key", prov.headend.private)
     signer = crypto.aes_key_unwrap(hsm_kek(prov.hsm), prov.signer_wrapped)
-    (out / "root.key").write_bytes(kit.root_key)
-    (out / "signer.key").write_bytes(bytes((SIGNER_KEY_ID,)) + signer)
+    write_secret(out / "root.key", kit.root_key)
+    write_secret(out / "signer.key", bytes((SIGNER_KEY_ID,)) + signer)
     return out

@@ -4,7 +4,6 @@ and MicroPython unix-port processes), an attacker, and the report of `ami demo`.
 from __future__ import annotations
 
 import gc
-import json
 import multiprocessing
 import struct
 import tempfile
@@ -27,6 +26,7 @@ from amitools.office.provision import DeviceKit, Provisioned, device_eui, new_pr
 from amitools.scenarios.campaign import CommandCampaign
 from amitools.scenarios.lifecycle import LifecycleCampaign
 from amitools.sim.attacker import Attacker
+from amitools.sim.capture import CaptureWriter, merge
 from amitools.sim.mpnode import MicroPythonMeter
 from amitools.sim.radio import LinkParams, Medium
 
@@ -80,7 +80,7 @@ class DemoOptions:
     hours: int = 24
     attacks: bool = True
     workers: int = 1
-    capture: str | None = None  # file for every frame on the air (JSON lines), if given
+    capture: str | None = None  # pcap file of every frame on the air, if given
 
 
 class Fleet:
@@ -133,10 +133,10 @@ class Fleet:
         self.script: list[tuple[int, object]] = []  # (virtual time, action) in the day
         self.campaign: CommandCampaign | None = None
         self.lifecycle: LifecycleCampaign | None = None
-        self._capture = None
-        if opts.capture and shard == 0:
-            self._capture = open(opts.capture, "w")  # noqa: SIM115 (closed in close())
-            self.medium.add_sniffer(self._write_capture)
+        self._capture: CaptureWriter | None = None
+        if opts.capture:
+            self._capture = CaptureWriter(opts.capture, shard, self.headend.address)
+            self.medium.add_tap(self._capture.tap)
         self.join_attacks: Counter[str] = Counter()
 
     # ---- phases ------------------------------------------------------------------------
@@ -359,10 +359,6 @@ class Fleet:
             "by_kind": by_kind,
         }
 
-    def _write_capture(self, t: int, sender: bytes, data: bytes) -> None:
-        line = json.dumps({"t": t, "from": sender.hex(), "frame": data.hex()})
-        self._capture.write(line + "\n")
-
     def close(self) -> None:
         if self._capture is not None:
             self._capture.close()
@@ -451,11 +447,17 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
         if workers == 1:
             reports = [_run_fleet(Fleet(opts, workdir, prov))]
         else:
+            # Each partition records its own radio; the files are merged in time order.
+            parts = [str(workdir / f"capture{i}.pcap") for i in range(workers)]
             jobs = [
-                (opts, workdir, prov, prov.devices[i::workers], i) for i in range(workers)
+                (replace(opts, capture=parts[i] if opts.capture else None), workdir, prov,
+                 prov.devices[i::workers], i)
+                for i in range(workers)
             ]
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 reports = pool.map(_shard_worker, jobs)
+            if opts.capture:
+                merge(parts, opts.capture)
         report = _merge(reports)
         report.pop("_walls")
         report["workers"] = workers

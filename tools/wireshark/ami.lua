@@ -122,6 +122,12 @@ local function flag_error(ftype, flags)
   return nil
 end
 
+-- A flags byte and, under it, each of its bit fields.
+local function add_bits(tree, byte_field, bit_fields, range)
+  local sub = tree:add(byte_field, range)
+  for _, bf in ipairs(bit_fields) do sub:add(bf, range) end
+end
+
 local function add_certificate(tree, tvb, off)
   local c = tree:add(f.cert, tvb:range(off, 116))
   c:add(f.cert_version, tvb:range(off, 1))
@@ -170,12 +176,8 @@ local function dissect_frame(tvb, pinfo, root)
   local ftype = bit.band(vt, 0x0F)
   tree:add(f.version, tvb:range(0, 1))
   tree:add(f.type, tvb:range(0, 1))
-  local ft = tree:add(f.flags, tvb:range(1, 1))
-  ft:add(f.secured, tvb:range(1, 1))
-  ft:add(f.group, tvb:range(1, 1))
-  ft:add(f.down, tvb:range(1, 1))
-  ft:add(f.tag_code, tvb:range(1, 1))
-  ft:add(f.reserved, tvb:range(1, 1))
+  add_bits(tree, f.flags, { f.secured, f.group, f.down, f.tag_code, f.reserved },
+           tvb:range(1, 1))
   tree:add(f.src, tvb:range(2, 8))
   tree:add(f.dst, tvb:range(10, 8))
   pinfo.cols.src = tvb:range(2, 8):bytes():tohex(true)
@@ -246,11 +248,7 @@ function ph.dissector(tvb, pinfo, root)
   local t = root:add(ph, tvb:range(0, hlen))
   t:add(pf.version, tvb:range(0, 1))
   t:add(pf.length, tvb:range(1, 1))
-  local fl = t:add(pf.flags, tvb:range(2, 1))
-  fl:add(pf.down, tvb:range(2, 1))
-  fl:add(pf.injected, tvb:range(2, 1))
-  fl:add(pf.modified, tvb:range(2, 1))
-  fl:add(pf.jammed, tvb:range(2, 1))
+  add_bits(t, pf.flags, { pf.down, pf.injected, pf.modified, pf.jammed }, tvb:range(2, 1))
   t:add(pf.partition, tvb:range(3, 1))
   t:add(pf.node, tvb:range(4, 8))
   local flags = tvb:range(2, 1):uint()

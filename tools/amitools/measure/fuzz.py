@@ -25,7 +25,8 @@ from typing import Any
 from amitools import REPO
 from amitools.runtimes import run_micropython
 
-FIRMWARE_TARGETS = ("frame", "messages", "join", "identity", "envelope", "records", "meter")
+FIRMWARE_TARGETS = ("frame", "messages", "join", "identity", "envelope", "records", "meter",
+                    "meterjoin")
 TARGETS = (*FIRMWARE_TARGETS, "headend")
 MP_SCRIPT = Path(__file__).parent.parent / "ondevice" / "fuzzmp.py"
 MP_HEAP = "512K"
@@ -42,6 +43,7 @@ def corpus() -> dict[str, list[bytes]]:
     frames = he.frames
     out["frame"] += [bytes((mode,)) + f for f in frames for mode in (0, 1)]
     out["meter"] += [b"\x00" + f for f in frames]
+    out["meterjoin"] += [b"\x01" + f for f in frames]
     out["headend"] = he.seeds()
     return out
 
@@ -57,19 +59,20 @@ def run_cpython(target: str, runs: int, seed: int, corpus_dir: Path, work: Path)
     cmd = [sys.executable, "-m", "amitools.measure.fuzzatheris", target, str(corpus_dir),
            f"-runs={runs}", f"-seed={seed}", f"-max_len={MAX_LEN}", "-print_final_stats=1",
            f"-artifact_prefix={work}/{target}-", "-timeout=10", "-rss_limit_mb=2048"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    # A fixed hash seed: set and dict orders, hence coverage, repeat from run to run.
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join(
         [str(REPO / "firmware"), str(REPO / "tools"), os.environ.get("PYTHONPATH", "")]))
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=6 * 3600)
     secs = time.perf_counter() - t
-    log = proc.stderr
+    log = proc.stdout + proc.stderr  # atheris prints the exception on stdout
     units = re.search(r"stat::number_of_executed_units: (\d+)", log)
     cov = re.findall(r"cov: (\d+) ft: (\d+)", log)
     inputs = int(units.group(1)) if units else 0
     crashes = []
     if proc.returncode:
         # The exception line atheris prints ("Violation: ..."), else libFuzzer's last word.
-        lines = [ln for ln in log.splitlines() if re.match(r"\w+(Violation|Error): ", ln)]
+        lines = [ln for ln in log.splitlines() if re.match(r"\w*(Violation|Error): ", ln)]
         crashes.append((lines or log.strip().splitlines() or ["no output"])[-1][:500])
     return {"inputs": inputs, "seconds": round(secs, 2),
             "inputs_per_second": round(inputs / secs) if secs else None,

@@ -39,12 +39,9 @@ from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
 
-EUI = b"\x02AMI\x00\x0f\x00\x01"
-HE = b"\x02AMI\xff\xff\x00\x01"
+EUI, HE = b"\x02AMI\x00\x0f\x00\x01", b"\x02AMI\xff\xff\x00\x01"  # the meter, its head end
 SECRET = b"\x5a" * 32
-K_UP = b"\x11" * 16
-K_DOWN = b"\x22" * 16
-JOIN_NONCE = 7
+K_UP, K_DOWN, JOIN_NONCE = b"\x11" * 16, b"\x22" * 16, 7  # the session a join left
 GROUP = b"GRP\x00\x00\x00\x00\x07"
 GROUP_KEY = b"\x33" * 16
 SIGNER_ID = 1
@@ -129,7 +126,9 @@ class CertificateTarget:
 
 
 class EnvelopeTarget:
-    """envelope.decode, then the device's checks (section 10.3), which change nothing."""
+    """envelope.decode, then the device's checks (section 10.3), which change nothing. The
+    first input byte: even, the rest is an envelope; odd, an unsigned body the target signs
+    with the meter's signer key (so targets, windows and counters are fuzzed too)."""
 
     name = "envelope"
 
@@ -140,7 +139,9 @@ class EnvelopeTarget:
         self.verifier = CommandVerifier(records, anchors, EUI, [(GROUP, 0)])
 
     def run(self, data):
-        data = bytes(data)
+        if not data:
+            return
+        data = signed(bytes(data[1:])) if data[0] & 1 else bytes(data[1:])
         _typed(envelope.decode, data, CommandError)
         before = self.storage.snapshot()
         result = _typed(self._check, data, ())
@@ -184,18 +185,19 @@ class RecordTarget:
         return self.records.read("fz")
 
 
-def provision(storage):
-    """A meter's flash as provisioning and a completed join leave it (firmware code only):
-    key store with a command signer, session, counters."""
+def provision(storage, session=True):
+    """A meter's flash as provisioning and (session) a completed join leave it (firmware
+    code only): key store with a command signer, session, counters."""
     records = RecordStore(storage, derive_storage_key(SECRET), DeterministicEntropy(b"p"))
     records.write("keystore", image(
         EUI, bytes(116), crypto.p256_public_key(CA_PRIVATE), HE,
         crypto.p256_public_key(b"\x77" * 32), b"\x44" * 16, b"\x55" * 32,
         ((SIGNER_ID, crypto.p256_public_key(SIGNER_PRIVATE)),),
     ))
-    records.write("session", struct.pack(">I", JOIN_NONCE) + K_UP + K_DOWN)
-    records.write("txctr", struct.pack(">I", 0))
-    records.write("rxfloor", b"")
+    if session:
+        records.write("session", struct.pack(">I", JOIN_NONCE) + K_UP + K_DOWN)
+        records.write("txctr", struct.pack(">I", 0))
+        records.write("rxfloor", b"")
     return storage
 
 
@@ -208,6 +210,15 @@ def down_frame(plaintext, fcnt):
 def group_frame(plaintext, fcnt):
     return frame.seal(GROUP_KEY, frame.DATA, HE, GROUP, frame.KEY_GROUP, 1, fcnt, plaintext,
                       True, True)
+
+
+def signed(body):
+    """body (an unsigned envelope, or anything) signed by the meter's command signer, so that
+    the checks after the signature see fuzzed fields; body itself if it is no envelope body."""
+    try:
+        return envelope.sign(body, SIGNER_PRIVATE)
+    except CommandError:
+        return body
 
 
 def authentic(data):
@@ -257,6 +268,15 @@ class MeterTarget:
     name = "meter"
 
     def __init__(self):
+        self._build()
+
+    def _renew(self):
+        """A fresh meter when an authentic command took this one out of its session
+        (rejoin, decommission): unauthenticated input is only judged against a joined one."""
+        if self.meter.state != "active":
+            self._build()
+
+    def _build(self):
         self.storage = provision(MemoryStorage())
         self.meter = Meter(self.storage, SECRET, DeterministicEntropy(b"fz"), SimMetrology(b"m"),
                            Config(), anchor=MemoryAnchor())
@@ -277,18 +297,27 @@ class MeterTarget:
             return
         mode, body = data[0] & 3, bytes(data[1:])
         if mode == 2:
+            if body[:1] == b"\x08":  # a COMMAND: its envelope signed, to reach execution
+                body = b"\x08" + signed(body[1:])
             body = body[:MAX_PLAINTEXT]
             if not body:
                 return
             self.fcnt += 1
             self._receive(down_frame(body, self.fcnt), body)
+            self._renew()
             return
         if mode == 3:
             self.group_fcnt += 1
-            self._receive(group_frame(messages.encode_command(body) if
-                                      messages.ENVELOPE_MIN <= len(body) <= messages.ENVELOPE_MAX
-                                      else b"\x08" + body[:1], self.group_fcnt), body)
+            env = signed(body)
+            if not messages.ENVELOPE_MIN <= len(env) <= messages.ENVELOPE_MAX:
+                env = bytes(messages.ENVELOPE_MIN)
+            self._receive(group_frame(messages.encode_command(env), self.group_fcnt), body)
+            self._renew()
             return
+        self._unauthenticated(body, mode)
+
+    def _unauthenticated(self, body, mode):
+        """Modes 0 and 1: a frame nobody sealed with the meter's keys changes nothing."""
         if mode == 1 and len(body) >= 2:
             body = fix_fcs(body[:-2])
         flash = _persistent(self.storage)
@@ -320,6 +349,26 @@ class MeterTarget:
         return result[0]
 
 
+class JoiningMeterTarget(MeterTarget):
+    """Meter.receive on a meter waiting for its JOIN_RESPONSE: nothing the fuzzer sends is
+    signed by the head end, so nothing may be accepted or change state (modes 0 and 1)."""
+
+    name = "meterjoin"
+
+    def _build(self):
+        self.storage = provision(MemoryStorage(), session=False)
+        self.meter = Meter(self.storage, SECRET, DeterministicEntropy(b"fj"), SimMetrology(b"m"),
+                           Config(), anchor=MemoryAnchor())
+        self.meter.start(T0_MS)
+        self.request = self.meter.tick(self.meter.next_wakeup())
+        if self.meter.state != "joining" or len(self.request) != 1:
+            raise Violation("the fuzz meter did not send its JOIN_REQUEST")
+
+    def run(self, data):
+        if data:
+            self._unauthenticated(bytes(data[1:]), data[0] & 1)
+
+
 def targets():
     """name -> target factory, every firmware target (both runtimes)."""
     return {
@@ -333,6 +382,7 @@ def targets():
         "envelope": EnvelopeTarget,
         "records": RecordTarget,
         "meter": MeterTarget,
+        "meterjoin": JoiningMeterTarget,
     }
 
 
@@ -349,6 +399,13 @@ def seeds():
     cmds = [signed_command(envelope.DISCONNECT), signed_command(envelope.REJOIN, (0,), 2),
             signed_command(envelope.LOAD_LIMIT, (5000, 60, 1), 3),
             signed_command(envelope.NOTIFY, (b"\x01" * 32, NOW_MS // 1000 + 60), 4),
+            signed_command(envelope.KEY_CHANGE, (1, 0, 9, 60, b"\x01" * 40), 6),
+            signed_command(envelope.KEY_CHANGE, (2, 0, 2, 60, GROUP + b"\x02" * 24), 7),
+            signed_command(envelope.KEY_CHANGE, (3, 0, 2, 60, b"\x03" * 24), 8),
+            signed_command(envelope.KEY_CHANGE,
+                           (4, 2, 1, 60, ident.compress_point(crypto.p256_public_key(
+                               b"\x08" * 32))), 9),
+            signed_command(envelope.DECOMMISSION, (), 10),
             signed_command(envelope.ARM_RECONNECT, (), 5, GROUP, 1)]
     kp = crypto.p256_public_key(b"\x66" * 32)
     cert = ident.make_certificate(CA_PRIVATE, 1, ident.ROLE_METER, EUI, 0, 0xFFFFFFFF,
@@ -365,14 +422,16 @@ def seeds():
     ks = RecordStore(storage, derive_storage_key(SECRET), None).read("keystore")
     meter = [b"\x00" + f for f in frames] + [b"\x01" + f for f in frames]
     meter += [b"\x02" + p for p in down + [messages.encode_command(c) for c in cmds]]
-    meter += [b"\x03" + cmds[-1]]
+    meter += [b"\x02\x08" + c[:-64] for c in cmds] + [b"\x03" + cmds[-1][:-64]]
     return {
         "frame": [b"\x00" + f for f in frames] + [b"\x01" + f for f in frames],
         "messages": [bytes((i,)) + p for i in range(3) for p in down + up],
         "join": [b"\x00" + jr, b"\x01" + jresp, b"\x02" + jconf],
         "identity": [cert],
-        "envelope": cmds,
+        "envelope": [b"\x00" + c for c in cmds] + [b"\x01" + c[:-64] for c in cmds],
         "records": [b"\x00" + s for s in slots] + [b"\x02" + ks,
                                                    b"\x03\x01\x00" + bytes(13)],
         "meter": meter,
+        "meterjoin": [bytes((m,)) + f for f in frames for m in (0, 1)
+                      if f[0] & 0x0F == frame.JOIN_RESPONSE],
     }

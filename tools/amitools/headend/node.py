@@ -215,8 +215,6 @@ class HeadEnd:
             if p is None or fr.key_gen != p.key_gen or self._now > dev.previous_until:
                 return "key_generation", b""
             s = p  # sent before the device switched to the rekeyed session
-        elif dev.previous is not None:
-            dev.previous = None  # the device uses the new keys: the old ones are done
         if not s.window.check(fr.fcnt):
             return "replay", b""
         try:
@@ -224,6 +222,10 @@ class HeadEnd:
         except crypto.AuthError:
             return "auth", b""
         s.window.accept(fr.fcnt)
+        if s is dev.session and dev.previous is not None:
+            # The device uses the new keys (this uplink proves it): the old ones are done.
+            # Only now: a forged frame under the new generation must not end the grace.
+            dev.previous = None
         return None, plain
 
     def tick(self, now_ms: int) -> list[bytes]:

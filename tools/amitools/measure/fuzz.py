@@ -27,7 +27,7 @@ from amitools.runtimes import run_micropython
 
 FIRMWARE_TARGETS = ("frame", "messages", "join", "identity", "envelope", "records", "meter",
                     "meterjoin")
-TARGETS = (*FIRMWARE_TARGETS, "headend")
+TARGETS = (*FIRMWARE_TARGETS, "headend", "headrekey")
 MP_SCRIPT = Path(__file__).parent.parent / "ondevice" / "fuzzmp.py"
 MP_HEAP = "512K"
 MAX_LEN = 300
@@ -35,7 +35,7 @@ MAX_LEN = 300
 
 def corpus() -> dict[str, list[bytes]]:
     """Seed inputs of every target: the targets' own and the frames of a short fleet run."""
-    from amitools.measure.fuzzheadend import HeadEndTarget
+    from amitools.measure.fuzzheadend import HeadEndTarget, RekeyingHeadEndTarget
     from amitools.ondevice.fuzztargets import seeds
 
     out = seeds()
@@ -45,6 +45,7 @@ def corpus() -> dict[str, list[bytes]]:
     out["meter"] += [b"\x00" + f for f in frames]
     out["meterjoin"] += [b"\x01" + f for f in frames]
     out["headend"] = he.seeds()
+    out["headrekey"] = RekeyingHeadEndTarget().seeds()
     return out
 
 

@@ -21,7 +21,8 @@ with atheris.instrument_imports(include=["ami", "amitools.ondevice.fuzztargets",
 
 def main(argv: list[str]) -> None:
     name = argv[1]
-    makers = dict(fuzztargets.targets(), headend=fuzzheadend.HeadEndTarget)
+    makers = dict(fuzztargets.targets(), headend=fuzzheadend.HeadEndTarget,
+                  headrekey=fuzzheadend.RekeyingHeadEndTarget)
     target = makers[name]()
     atheris.Setup([argv[0], *argv[2:]], target.run)
     atheris.Fuzz()

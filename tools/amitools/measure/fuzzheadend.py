@@ -8,6 +8,10 @@ invariants are those of amitools.ondevice.fuzztargets: nothing but a reason stri
 comes back, no exception escapes `receive` or `flush`, and input not sealed with the
 meter's key is never accepted and changes neither the registry (SQLite's change count) nor
 the head end's state for the device.
+
+`RekeyingHeadEndTarget` fuzzes the same path during a session rekey's grace period: the head
+end has switched to the new keys and still takes uplinks under the old ones; its mode 2
+seals with the old keys (what a meter's uplinks in flight carry).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ami.ports.entropy import DeterministicEntropy
 from ami.ports.metrology import SimMetrology
 
 from amitools.headend import HeadEnd
-from amitools.headend.node import JOIN_WINDOW_MS
+from amitools.headend.node import JOIN_WINDOW_MS, Session
 from amitools.office.provision import provision
 from amitools.ondevice.fuzztargets import MAX_PLAINTEXT, Violation, fix_fcs
 from amitools.sim.radio import PERFECT, Medium
@@ -34,7 +38,7 @@ class HeadEndTarget:
     name = "headend"
 
     def __init__(self) -> None:
-        prov = provision(1, T0_MS // 1000, seed=1)
+        self.prov = prov = provision(1, T0_MS // 1000, seed=1)
         kit = prov.devices[0]
         self.he = HeadEnd(prov.headend, prov.registry(), DeterministicEntropy(b"fuzz-he"))
         meter = Meter(kit.storage(), kit.secret, DeterministicEntropy(b"fuzz-m"),
@@ -45,12 +49,17 @@ class HeadEndTarget:
         medium.attach(self.he, T0_MS)
         medium.attach(meter, T0_MS)
         medium.run(T0_MS + 3 * 3_600_000)  # join, readings, acknowledgements
+        self.medium = medium
         self.eui = kit.eui
         self.dev = self.he.devices[kit.eui]
         if self.dev.session is None:
             raise Violation("the fuzz meter did not join")
         self.now = medium.now
         self.fcnt = FIRST_FCNT
+
+    def uplink_session(self) -> Session:
+        """The session whose keys mode 2 seals with."""
+        return self.dev.session
 
     def seeds(self) -> list[bytes]:
         """The recorded frames in modes 0 and 1."""
@@ -68,13 +77,14 @@ class HeadEndTarget:
                 len(d.seqs))
 
     def _authentic(self, data: bytes) -> bool:
-        s = self.dev.session
-        try:
-            fr = frame.decode(data)
-            frame.open_frame(s.k_up, fr)
-            return fr.src == self.eui
-        except Exception:  # not a frame, or not sealed with the meter's key
-            return False
+        for s in (self.dev.session, self.dev.previous):
+            try:
+                fr = frame.decode(data)
+                frame.open_frame(s.k_up, fr)
+                return fr.src == self.eui
+            except Exception:  # not a frame, or not sealed with this key
+                continue
+        return False
 
     def _call(self, func, *args):  # type: ignore[no-untyped-def]
         try:
@@ -91,7 +101,7 @@ class HeadEndTarget:
             if not body:
                 return
             self.fcnt += 1
-            s = self.dev.session
+            s = self.uplink_session()
             wire = frame.seal(s.k_up, frame.DATA, self.eui, self.he.address, frame.KEY_SESSION,
                               s.key_gen, self.fcnt, body[:MAX_PLAINTEXT])
             self._check(self._call(self.he.receive, wire, self.now))
@@ -116,3 +126,39 @@ class HeadEndTarget:
                 and (result[0] is None or isinstance(result[0], str))):
             raise Violation(f"HeadEnd.receive answered {result!r}")
         return result[0]
+
+
+class RekeyingHeadEndTarget(HeadEndTarget):
+    """The head end between a rekey's switch and the meter's first uplink under the new keys
+    (see the module docstring)."""
+
+    name = "headrekey"
+
+    def __init__(self) -> None:
+        super().__init__()
+        signer = self.prov.signer()
+        now_s = self.now // 1000
+
+        def sign(command: int, kind: int, target: bytes, params: tuple) -> bytes:
+            return signer.issue(command, kind, target, now_s - 60, now_s + 3600, params)
+
+        self.he.rekey(self.eui, sign)
+        self.medium.poke(self.he.address)
+        end = self.now + 600_000
+        while self.dev.previous is None and self.medium.now < end:
+            self.medium.run(self.medium.now + 5)  # stop at the switch, before new uplinks
+        if self.dev.previous is None:
+            raise Violation("the rekey did not reach its grace period")
+        self.now = self.medium.now
+        self.old = self.dev.previous
+
+    def seeds(self) -> list[bytes]:
+        """Plus what an eavesdropper can forge: an uplink under the new key generation (read
+        from the SESSION_START header), its tag made up."""
+        s = self.dev.session
+        forged = frame.seal(bytes(16), frame.DATA, self.eui, self.he.address,
+                            frame.KEY_SESSION, s.key_gen, 1, b"\x01" + bytes(17))
+        return [*super().seeds(), b"\x00" + forged, b"\x01" + forged]
+
+    def uplink_session(self) -> Session:
+        return self.old

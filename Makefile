@@ -17,7 +17,7 @@ FW_TESTS := host_tests/fw
 # test image would be: compiling a big module on the device fragments the heap it tests.
 MP_ENV = MICROPYPATH=$(MPY_OUT):$(MPY_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
 
-.PHONY: all venv test demo bench soak lint mpy mpy-tests vectors test-cpython test-micropython check-micropython clean
+.PHONY: all venv test demo bench soak fuzz lint mpy mpy-tests vectors test-cpython test-micropython check-micropython clean
 
 all: test
 
@@ -83,6 +83,12 @@ bench: $(STAMP) check-micropython mpy
 # store, on CPython and on the unix port (`make test` runs a sampled one). docs/faults.md.
 soak: $(STAMP) check-micropython mpy
 	$(BIN)/ami faults --json build/faults.json --force
+
+# Fuzzing: >= 1,000,000 inputs per target on CPython (atheris, coverage-guided) and
+# >= 100,000 per firmware target on the unix port (seeded mutation). docs/fuzzing.md.
+# `make test` runs a short one (host_tests/cpython/test_fuzz.py).
+fuzz: $(STAMP) check-micropython mpy
+	$(BIN)/ami fuzz --runs 1000000 --mp-runs 100000 --workdir build/fuzz --json build/fuzz.json
 
 clean:
 	rm -rf build .venv

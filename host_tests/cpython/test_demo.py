@@ -10,7 +10,7 @@ from amitools.cli import main
 
 def test_demo_report_has_every_field_and_passes(tmp_path: Path, capsys) -> None:
     out = tmp_path / "report.json"
-    cap = tmp_path / "air.jsonl"
+    cap = tmp_path / "air.pcap"
     code = main([
         "demo", "--meters", "4", "--micropython", "1", "--hours", "3", "--seed", "3",
         "--json", str(out), "--capture", str(cap),

@@ -195,3 +195,25 @@ def test_board_key_stores_open_only_on_their_chip(tmp_path) -> None:
             assert m.keys is None and m.stats.get("keystore_corrupt") == 1
     with pytest.raises(ValueError, match="chip ids"):
         provision(1, T0 // 1000, chip_ids=[])
+
+
+def test_forged_uplink_under_new_keys_does_not_end_a_rekey_grace() -> None:
+    """Found by fuzzing (docs/fuzzing.md): a frame with the new key generation but a made-up
+    tag used to retire the old session keys before its tag was checked, so the meter's
+    uplinks in flight under the old keys were refused from then on."""
+    from amitools.measure.fuzzheadend import RekeyingHeadEndTarget
+
+    t = RekeyingHeadEndTarget()
+    he, dev, now = t.he, t.dev, t.now
+    new, old = dev.session, dev.previous
+    assert old is not None and new.key_gen != old.key_gen
+
+    def uplink(key: bytes, gen: int, fcnt: int) -> bytes:
+        return frame.seal(key, frame.DATA, t.eui, he.address, frame.KEY_SESSION, gen, fcnt,
+                          messages.encode_status(1, 0))
+
+    assert he.receive(uplink(bytes(16), new.key_gen, 1), now)[0] == "auth"
+    assert dev.previous is old
+    assert he.receive(uplink(old.k_up, old.key_gen, 100_000), now)[0] is None  # in flight
+    assert he.receive(uplink(new.k_up, new.key_gen, 1), now)[0] is None
+    assert dev.previous is None  # an authentic uplink under the new keys retires the old

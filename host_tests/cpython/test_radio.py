@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from amitools.sim import capture
 from amitools.sim.radio import (
     MTU,
     PERFECT,
@@ -440,3 +441,30 @@ def test_performance_smoke() -> None:
         f"\nradio: 10,000 nodes x 10 frames: {events} events, {total.transmitted} transmissions "
         f"in {elapsed:.2f} s ({elapsed / events * 1e6:.2f} us/event)"
     )
+
+
+def test_taps_see_transmissions_verdicts_and_injections(tmp_path) -> None:
+    a, b = eui(1), eui(2)
+    frames = [make_frame(a, GW, i) for i in range(3)]
+    medium = Medium(1, PERFECT, GW)
+    medium.attach(FakeNode(GW))
+    medium.attach(FakeNode(a, at_start=frames))
+    medium.attach(FakeNode(b))
+    swap = make_frame(a, GW, 99)
+    verdicts = {0: Verdict.jam(), 1: Verdict.replace(swap)}
+    medium.set_interceptor(lambda t, src, f: verdicts.get(seq_of(f)))
+    writer = capture.CaptureWriter(str(tmp_path / "t.pcap"), 3, GW)
+    medium.add_tap(writer.tap)
+    medium.inject(make_frame(GW, b, 7), 50, to=b)
+    medium.inject(make_frame(GW, eui(9), 8), 60)  # nobody there: on the air all the same
+    medium.run(1000)
+    writer.close()
+    got = [(p.flags, p.node, seq_of(p.frame)) for p in capture.read(str(tmp_path / "t.pcap"))]
+    assert got == [
+        (capture.F_JAMMED, a, 0),
+        (0, a, 1),
+        (capture.F_MODIFIED, a, 99),
+        (0, a, 2),
+        (capture.F_INJECTED, b, 7),
+        (capture.F_INJECTED, capture.NO_NODE, 8),
+    ]

@@ -27,6 +27,7 @@ COMMANDS = (
     "amitools.measure.linkbench",
     "amitools.measure.wear",
     "amitools.measure.faults",
+    "amitools.measure.fuzz",
 )
 
 

@@ -9,7 +9,6 @@ a check it can only make after parsing; `ami` (amitools.cli) prints it the same 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 from pathlib import Path
@@ -115,15 +114,3 @@ def _probe(option: str, path: str, directory: Path) -> None:
     except OSError:
         raise UsageError(f"{option} {path}: cannot write in {str(directory)!r}") from None
 
-
-def check_capture(path: str) -> None:
-    """A capture written by `ami demo --capture`: JSON lines with t, from and frame."""
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, 1):
-            try:
-                rec = json.loads(line)
-                bytes.fromhex(rec["frame"])
-                bytes.fromhex(rec["from"])
-                int(rec["t"])
-            except (ValueError, KeyError, TypeError):
-                raise UsageError(f"{path}: not a capture (line {number})") from None

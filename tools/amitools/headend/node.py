@@ -256,11 +256,14 @@ class HeadEnd:
             if p is None or fr.key_gen != p.key_gen or self._now > dev.previous_until:
                 return Rejected("key_generation")
             s = p  # sent before the device switched to the rekeyed session
-        elif dev.previous is not None:
-            dev.previous = None  # the device uses the new keys: the old ones are done
         plain = unseal(fr, s.k_up, s.window)
-        if s is dev.session and not isinstance(plain, Rejected):
+        if isinstance(plain, Rejected):
+            return plain
+        if s is dev.session:
             self._up_floors[dev.eui] = s.window.top  # durable at the next commit
+            # The device uses the new keys (this uplink proves it): the old ones are done.
+            # Only now: a forged frame under the new generation must not end the grace.
+            dev.previous = None
         return plain
 
     def tick(self, now_ms: int) -> list[bytes]:

@@ -4,7 +4,6 @@ and MicroPython unix-port processes), an attacker, and the report of `ami demo`.
 from __future__ import annotations
 
 import gc
-import json
 import multiprocessing
 import struct
 import tempfile
@@ -27,6 +26,7 @@ from amitools.scenarios.campaign import CommandCampaign
 from amitools.scenarios.lifecycle import LifecycleCampaign
 from amitools.scenarios.stage import Stage
 from amitools.sim.attacker import Attacker
+from amitools.sim.capture import CaptureWriter, merge
 from amitools.sim.cpnode import CPythonMeter
 from amitools.sim.meternode import MeterNode
 from amitools.sim.mpnode import MicroPythonMeter
@@ -83,7 +83,7 @@ class DemoOptions:
     hours: int = 24
     attacks: bool = True
     workers: int = 1
-    capture: str | None = None  # file for every frame on the air (JSON lines), if given
+    capture: str | None = None  # pcap file of every frame on the air, if given
     progress: bool = False  # progress lines on standard error
 
 
@@ -136,10 +136,10 @@ class Fleet:
         self.script: list[tuple[int, object]] = []  # (virtual time, action) in the day
         self.campaign: CommandCampaign | None = None
         self.lifecycle: LifecycleCampaign | None = None
-        self._capture = None
-        if opts.capture and shard == 0:
-            self._capture = open(opts.capture, "w")  # noqa: SIM115 (closed in close())
-            self.medium.add_sniffer(self._write_capture)
+        self._capture: CaptureWriter | None = None
+        if opts.capture:
+            self._capture = CaptureWriter(opts.capture, shard, self.headend.address)
+            self.medium.add_tap(self._capture.tap)
         self.join_attacks: Counter[str] = Counter()
         # Meters that joined before a reboot reset their RAM counts (see joined_meters).
         self.joined_before_reboot: set[bytes] = set()
@@ -387,10 +387,6 @@ class Fleet:
             "by_kind": by_kind,
         }
 
-    def _write_capture(self, t: int, sender: bytes, data: bytes) -> None:
-        line = json.dumps({"t": t, "from": sender.hex(), "frame": data.hex()})
-        self._capture.write(line + "\n")
-
     def close(self) -> None:
         if self._capture is not None:
             self._capture.close()
@@ -479,11 +475,17 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
         if workers == 1:
             reports = [_run_fleet(Fleet(opts, workdir, prov))]
         else:
+            # Each partition records its own radio; the files are merged in time order.
+            parts = [str(workdir / f"capture{i}.pcap") for i in range(workers)]
             jobs = [
-                (opts, workdir, prov, prov.devices[i::workers], i) for i in range(workers)
+                (replace(opts, capture=parts[i] if opts.capture else None), workdir, prov,
+                 prov.devices[i::workers], i)
+                for i in range(workers)
             ]
             with multiprocessing.get_context("fork").Pool(workers, worker_init) as pool:
                 reports = pool.map(_shard_worker, jobs)
+            if opts.capture:
+                merge(parts, opts.capture)
         report = _merge(reports)
         report.pop("_walls")
         report["workers"] = workers

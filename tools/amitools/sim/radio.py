@@ -39,6 +39,11 @@ Attackers: ``add_sniffer`` (passive), ``set_interceptor`` (active on the air),
 without link impairments, not shown to sniffers; its :class:`Injection` handle collects what
 each receiver's ``receive()`` returned). Replies to injected frames are ordinary transmissions.
 
+Recording: ``add_tap(callback(time_ms, kind, node, frame))`` sees every frame a capture must
+hold: each transmission after the interceptor's verdict (kind ``tx``, or ``jammed``; a
+replacement follows as ``modified``) and each injection within the MTU at its time, routable or
+not (``injected``, node: the target, or empty when routed by its header).
+
 Counters are per node (:class:`NodeStats`): the sender counts ``transmitted``, ``mtu_dropped``,
 ``unroutable``, ``jammed``, ``delayed``, ``modified``; the receiver counts ``delivered`` (copies
 carried by the link), ``injected``, ``lost``, ``duplicated``, ``corrupted``, ``accepted``,
@@ -134,6 +139,7 @@ _JAM = Verdict(drop=True)
 
 Sniffer = Callable[[int, bytes, bytes], None]
 Interceptor = Callable[[int, bytes, bytes], Verdict | None]
+Tap = Callable[[int, str, bytes, bytes], None]
 
 
 class NodeStats:
@@ -281,6 +287,7 @@ class Medium:
         self._groups: dict[bytes, list[bytes]] = {}
         self._sniffers: list[Sniffer] = []
         self._interceptor: Interceptor | None = None
+        self._taps: list[Tap] = []
         self.trace: list[tuple] | None = [] if trace else None
 
     # -- configuration ---------------------------------------------------------------------
@@ -343,6 +350,11 @@ class Medium:
 
     def remove_sniffer(self, callback: Sniffer) -> None:
         self._sniffers.remove(callback)
+
+    def add_tap(self, callback: Tap) -> None:
+        """``callback(time_ms, kind, node, frame)`` for every frame a capture records (see the
+        module docstring)."""
+        self._taps.append(callback)
 
     def set_interceptor(self, interceptor: Interceptor | None) -> None:
         """``interceptor(time_ms, sender_address, frame) -> Verdict | None`` per transmission."""
@@ -510,20 +522,25 @@ class Medium:
         for sniff in self._sniffers:
             sniff(now, sender, frame)
         extra = 0
+        verdict = None
         if self._interceptor is not None:
             verdict = self._interceptor(now, sender, frame)
-            if verdict is not None:
-                if verdict.drop:
-                    stats.jammed += 1
-                    if self.trace is not None:
-                        self.trace.append((now, "jammed", sender, frame))
-                    return
-                if verdict.frame is not None:
-                    stats.modified += 1
-                    frame = verdict.frame
-                if verdict.delay_ms:
-                    stats.delayed += 1
-                    extra = verdict.delay_ms
+        for tap in self._taps:
+            tap(now, "jammed" if verdict is not None and verdict.drop else "tx", sender, frame)
+        if verdict is not None:
+            if verdict.drop:
+                stats.jammed += 1
+                if self.trace is not None:
+                    self.trace.append((now, "jammed", sender, frame))
+                return
+            if verdict.frame is not None:
+                stats.modified += 1
+                frame = verdict.frame
+                for tap in self._taps:
+                    tap(now, "modified", sender, frame)
+            if verdict.delay_ms:
+                stats.delayed += 1
+                extra = verdict.delay_ms
         receivers = self._route(sender, frame)
         if receivers is None:
             stats.unroutable += 1
@@ -608,6 +625,9 @@ class Medium:
             receivers = None
         else:
             receivers = self._route(peek(frame)[2], frame)
+        if handle.status != "mtu":
+            for tap in self._taps:
+                tap(now, "injected", handle.to or b"", frame)
         if receivers is not None:
             handle.status = "delivered"
             for rx in [receivers] if type(receivers) is _Port else receivers:

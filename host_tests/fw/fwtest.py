@@ -3,6 +3,9 @@
 import json
 import os
 
+from ami.ports.entropy import SystemEntropy
+from ami.runtime import getenv
+
 
 def raises(exc_type, func, *args, **kwargs):
     """Call func and return the exception of exc_type it raised; fail if it raised nothing."""
@@ -27,3 +30,59 @@ def vectors(name):
 def unhex(s):
     """Hex string to bytes (MicroPython's bytes.fromhex rejects spaces; inputs have none)."""
     return bytes.fromhex(s)
+
+
+class Fifo:
+    """A non-blocking in-memory byte pipe: read(n) gives what is there, None when empty."""
+
+    def __init__(self):
+        self.chunks = []
+
+    def pending(self):
+        return sum([len(c) for c in self.chunks])
+
+    def write(self, data):
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def read(self, n):
+        if not self.chunks:
+            return None
+        out = b""
+        while self.chunks and len(out) < n:
+            chunk = self.chunks.pop(0)
+            room = n - len(out)
+            if len(chunk) > room:
+                self.chunks.insert(0, chunk[room:])
+                chunk = chunk[:room]
+            out += chunk
+        return out
+
+
+def temp_dir():
+    """A fresh directory under $AMI_TMP (default build/tmp); remove it with remove_tree."""
+    base = getenv("AMI_TMP") or "build/tmp"
+    current = ""
+    for part in base.split("/"):
+        current = part if not current and not base.startswith("/") else current + "/" + part
+        if part:
+            try:
+                os.mkdir(current)
+            except OSError:  # exists already
+                pass
+    return base + "/ports-" + SystemEntropy().random_bytes(6).hex()
+
+
+def remove_tree(path):
+    """Delete path and everything below it; missing is fine."""
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        return
+    for entry in entries:
+        child = path + "/" + entry
+        try:
+            os.remove(child)
+        except OSError:
+            remove_tree(child)
+    os.rmdir(path)

@@ -2,7 +2,7 @@
 keep the event log, a compromise REJOIN erases the session and group keys, and a power cut at
 any write of a zeroization never leaves a usable key store next to erased state.
 
-Helpers and the provisioned identity come from test_meter; every meter here has an anchor.
+Helpers and the provisioned identity come from fwmeter; every meter here has an anchor.
 """
 
 import gc
@@ -21,8 +21,8 @@ from ami.ports.entropy import DeterministicEntropy
 from ami.ports.flashsim import FlashSim, PowerCut
 from ami.ports.metrology import SimMetrology
 from ami.ports.storage import MemoryStorage
+from fwmeter import EUI, GEN, HE, K_DOWN, K_UP, MICRO, SECRET, T0, down, uplinks
 from fwtest import raises
-from test_meter import EUI, GEN, HE, K_DOWN, K_UP, MICRO, SECRET, T0, down, uplinks
 
 STORAGE_KEY = derive_storage_key(SECRET)
 ROOT = b"\x44" * 16

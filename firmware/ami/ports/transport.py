@@ -112,6 +112,22 @@ class StreamTransport:
         if flush is not None:
             flush()
 
+    def wait(self, ms):
+        """Idle until input may have arrived, or ms passed (-1: no limit where the reader
+        can be polled; a short nap where it cannot)."""
+        poll0 = getattr(self, "_poll0", None)
+        if poll0 is not None:
+            for _ in poll0(ms):
+                break
+            return
+        import time
+
+        ms = ms if ms >= 0 else 1
+        if hasattr(time, "sleep_ms"):
+            time.sleep_ms(ms)
+        else:
+            time.sleep(ms / 1000)
+
     def poll(self):
         """Frames received since the last poll; never blocks."""
         if self.eof:

@@ -45,7 +45,7 @@ class MicroPythonMeter:
         env = dict(os.environ, MICROPYPATH=micropython_path())
         self._proc = subprocess.Popen(
             [micropython_binary(), "-X", "heapsize=" + HEAP, "-m", "ami.unixnode",
-             str(self.dir), str(self.boots)],
+             str(self.dir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
         )
         self._decoder = SlipDecoder(4096)

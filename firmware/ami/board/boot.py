@@ -11,6 +11,10 @@ import json
 
 from ami.board.node import NodeLoop
 
+# Where a profile's block devices are mounted.
+SECURE = "/secure"
+DATA = "/data"
+
 
 def _read(storage, name):
     data = storage.read(name)
@@ -19,7 +23,7 @@ def _read(storage, name):
     return data
 
 
-def _root(spec, mount_point):
+def storage_root(spec, mount_point):
     """The directory holding a profile's storage, mounting its block device if needed."""
     if spec[0] == "dir":
         return spec[1]
@@ -75,9 +79,9 @@ def build(prof, link=None):
     gc.collect()
     p256.warm()  # before the meter: the long-lived tables get contiguous memory
 
-    secure_dir = _root(prof["secure"], "/secure")
+    secure_dir = storage_root(prof["secure"], SECURE)
     secure = FileStorage(secure_dir)
-    records = FileStorage(_root(prof["data"], "/data"))
+    records = FileStorage(storage_root(prof["data"], DATA))
     raw = secure.read("config.json")
     cfg = Config(**json.loads(raw)) if raw else Config()
     relay = button = tamper = None
@@ -104,6 +108,27 @@ def build(prof, link=None):
 
         clock = SystemClock()
     return NodeLoop(meter, link or _transport(prof["uart"]), button, tamper, dog, clock)
+
+
+def provision(prof, secure_files, record_files):
+    """Factory provisioning, run by the host over the raw REPL before the loop starts
+    (amitools.sim.hil): erase the records, the anchors and the boot counter, then write
+    secure_files (secret.bin, seed.bin, config.json) and record_files (the key store
+    image), each a dict name -> bytes."""
+    from ami.ports.storage import FileStorage
+
+    secure_dir = storage_root(prof["secure"], SECURE)
+    secure = FileStorage(secure_dir)
+    records = FileStorage(storage_root(prof["data"], DATA))
+    anchors = FileStorage(secure_dir + "/anchor")
+    for store in (records, anchors):
+        for name in store.names():
+            store.delete(name)
+    secure.delete("boots")
+    for name in secure_files:
+        secure.write(name, secure_files[name])
+    for name in record_files:
+        records.write(name, record_files[name])
 
 
 def host(node_dir):

@@ -10,6 +10,7 @@ import struct
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from amitools.office.provision import DeviceKit, Provisioned, device_eui, new_pr
 from amitools.scenarios.campaign import CommandCampaign
 from amitools.scenarios.lifecycle import LifecycleCampaign
 from amitools.sim.attacker import Attacker
-from amitools.sim.mpnode import MicroPythonMeter
+from amitools.sim.mpnode import MicroPythonMeter, NodeClient
 from amitools.sim.radio import LinkParams, Medium
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -89,7 +90,10 @@ class Fleet:
     def __init__(
         self, opts: DemoOptions, workdir: Path, prov: Provisioned | None = None,
         kits: list[DeviceKit] | None = None, shard: int = 0,
+        board: Callable[[DeviceKit, bytes, dict], NodeClient] | None = None,
     ) -> None:
+        """board: builds the node of the last meter (the command campaign's victim) from its
+        kit, entropy seed and configuration, e.g. a board in the loop (amitools.sim.hil)."""
         self.opts = opts
         self.workdir = workdir
         self.prov = prov or provision(opts.meters, T0_MS // 1000, seed=opts.seed)
@@ -110,13 +114,16 @@ class Fleet:
         self.he = Tracked(self.headend)
         self.medium.attach(self.he, start_ms=T0_MS)
         self.meters: dict[bytes, Tracked] = {}
-        self.mp: list[MicroPythonMeter] = []
+        self.mp: list[NodeClient] = []
         # Power-on spread: a gateway sends about 50 join exchanges a second at 100 kbit/s,
         # so a partition powers on over 30 ms per meter (at least 10 s), not all at once.
         config = {"join_spread_ms": max(10_000, 30 * len(self.prov.devices))}
         for i, kit in enumerate(self.prov.devices):
             seed = b"m%d/" % opts.seed + kit.eui
-            if shard == 0 and i < opts.micropython:
+            if board is not None and i == len(self.prov.devices) - 1:
+                node = board(kit, seed, config)
+                self.mp.append(node)
+            elif shard == 0 and i < opts.micropython:
                 node = MicroPythonMeter(
                     kit.eui, workdir / kit.eui.hex(), kit.image, kit.secret, seed, config
                 )
@@ -175,7 +182,7 @@ class Fleet:
     def meter_info(self, node) -> tuple[int, int, dict, int | None, dict]:
         """(next_seq, queued readings, stats, relay state, event counts by kind) of an
         in-process or MicroPython meter."""
-        if isinstance(node, MicroPythonMeter):
+        if isinstance(node, NodeClient):
             info = node.query(self.medium.now)
             return info["next_seq"], info["queue"], info["stats"], info["relay"], info["events"]
         relay = node.relay.state if node.state != "unprovisioned" else None
@@ -184,7 +191,7 @@ class Fleet:
     def command_log(self, address: bytes) -> list[tuple[int, bytes, int, str]]:
         """The meter's recent command verdicts: (time, envelope tag, command, verdict)."""
         node = self.meters[address].node
-        if isinstance(node, MicroPythonMeter):
+        if isinstance(node, NodeClient):
             info = node.query(self.medium.now)
             return [(t, bytes.fromhex(g), c, v) for t, g, c, v in info["commands"]]
         return list(node.commands.log)
@@ -193,7 +200,7 @@ class Fleet:
         """Power-cycle a meter: its storage survives, everything in RAM is lost."""
         tracked = self.meters[address]
         node = tracked.node
-        if isinstance(node, MicroPythonMeter):
+        if isinstance(node, NodeClient):
             node.reboot()
         else:
             kit = next(k for k in self.prov.devices if k.eui == address)
@@ -384,7 +391,7 @@ def eavesdrop_secrets(fleet: Fleet, sample: int = 50) -> list[bytes]:
     return secrets
 
 
-def _run_fleet(fleet: Fleet) -> dict:
+def run_fleet(fleet: Fleet) -> dict:
     """Joins, attacks, the reporting period and the report of one fleet (or shard)."""
     t = time.perf_counter()
     try:
@@ -410,7 +417,7 @@ def _run_fleet(fleet: Fleet) -> dict:
 
 def _shard_worker(args: tuple) -> dict:
     opts, workdir, prov, kits, shard = args
-    return _run_fleet(Fleet(opts, workdir, prov, kits, shard))
+    return run_fleet(Fleet(opts, workdir, prov, kits, shard))
 
 
 def _merge(reports: list[dict]) -> dict:
@@ -449,7 +456,7 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
         prov = provision(opts.meters, T0_MS // 1000, seed=opts.seed)
         workers = max(1, min(opts.workers, opts.meters))
         if workers == 1:
-            reports = [_run_fleet(Fleet(opts, workdir, prov))]
+            reports = [run_fleet(Fleet(opts, workdir, prov))]
         else:
             jobs = [
                 (opts, workdir, prov, prov.devices[i::workers], i) for i in range(workers)

@@ -17,7 +17,8 @@ FW_TESTS := host_tests/fw
 # test image would be: compiling a big module on the device fragments the heap it tests.
 MP_ENV = MICROPYPATH=$(MPY_OUT):$(MPY_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
 
-.PHONY: all venv test demo bench soak lint mpy mpy-tests vectors test-cpython test-micropython check-micropython clean
+.PHONY: all venv test demo bench soak lint mpy mpy-tests vectors test-cpython test-micropython \
+	check-micropython check-boards boards test-boards romfs package-json deploy clean
 
 all: test
 
@@ -60,6 +61,39 @@ test-micropython: $(STAMP) check-micropython mpy mpy-tests vectors
 	@mkdir -p build/tmp
 	$(MP_ENV) $(MICROPYTHON) -X heapsize=64K host_tests/mprun.py $(FW_TESTS) test_board_budget
 	$(MP_ENV) $(BIN)/python host_tests/mprun_all.py $(MICROPYTHON) 256K $(FW_TESTS)
+
+# Emulated Cortex-M boards: MicroPython's qemu port for MPS2-AN385 and MPS2-AN500, built with
+# cryptolib and littlefs from MICROPYTHON_SRC (default: ../shared/vendor/micropython-src.tar.gz
+# unpacked in build/). Needs the Debian packages in BOARD_PACKAGES (.ci/run installs them).
+# docs/boards.md.
+BOARD_PACKAGES := qemu-system-arm gcc-arm-none-eabi libnewlib-arm-none-eabi
+check-boards:
+	@command -v qemu-system-arm >/dev/null && command -v arm-none-eabi-gcc >/dev/null && \
+	  test -n "$$(arm-none-eabi-gcc -print-file-name=libc.a | grep /)" || { \
+	  echo "Emulated boards need: $(BOARD_PACKAGES)"; \
+	  echo "(apt-get install -y --no-install-recommends $(BOARD_PACKAGES); .ci/run does it)"; \
+	  exit 1; }
+
+boards: $(STAMP) check-boards
+	$(BIN)/ami board build
+
+# The firmware suite on both emulated boards in parallel, over their UART; one closing line
+# per board, e.g. "qemu-an385: N passed, 0 failed".
+test-boards: $(STAMP) check-boards vectors
+	$(BIN)/ami board test
+
+# The firmware's board files as a ROMFS image: build/boards/romfs/firmware.romfs.
+romfs: $(STAMP)
+	$(BIN)/ami board image
+
+# package.json (for `mpremote mip install`) is generated from the board file list.
+package-json: $(STAMP)
+	$(BIN)/python -m amitools.boards.files
+
+# The compiled board files to a real board's filesystem (/lib/ami), e.g. PORT=/dev/ttyACM0.
+deploy: romfs
+	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyACM0"; exit 2; }
+	$(BIN)/mpremote connect $(PORT) fs cp -r build/boards/romfs/firmware/lib :
 
 # Runs every step even when one fails, so each runtime prints its closing line.
 test: $(STAMP)

@@ -90,10 +90,12 @@ romfs: $(STAMP)
 package-json: $(STAMP)
 	$(BIN)/python -m amitools.boards.files
 
-# The compiled board files to a real board's filesystem (/lib/ami), e.g. PORT=/dev/ttyACM0.
+# The compiled board files to a real board's filesystem (/lib/ami) and the entry point
+# main.py to its root, e.g. PORT=/dev/ttyACM0.
 deploy: romfs
 	@test -n "$(PORT)" || { echo "usage: make deploy PORT=/dev/ttyACM0"; exit 2; }
-	$(BIN)/mpremote connect $(PORT) fs cp -r build/boards/romfs/firmware/lib :
+	$(BIN)/mpremote connect $(PORT) fs cp -r build/boards/romfs/firmware/lib : + \
+	  fs cp firmware/main.py :main.py
 
 # Runs every step even when one fails, so each runtime prints its closing line.
 test: $(STAMP)
@@ -114,9 +116,12 @@ bench: $(STAMP) check-micropython mpy
 	$(BIN)/ami linkbench --write docs/benchmarks.md --json build/linkbench.json
 
 # The full power-loss campaign: a cut at every write and every byte of every persistent
-# store, on CPython and on the unix port (`make test` runs a sampled one). docs/faults.md.
+# store, on CPython and on the unix port (`make test` runs a sampled one); then power cuts
+# at random instants on the emulated AN385 through a simulated day (`make test` runs a few).
+# docs/faults.md.
 soak: $(STAMP) check-micropython mpy
 	$(BIN)/ami faults --json build/faults.json
+	$(BIN)/ami hil --qemu an385 --hours 24 --power-cuts 0.3 --json build/powercuts.json
 
 clean:
 	rm -rf build .venv

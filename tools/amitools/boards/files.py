@@ -15,6 +15,9 @@ from amitools import FIRMWARE, REPO
 
 # Firmware files that never go on a board (paths relative to firmware/).
 HOST_ONLY = ("ami/crypto/native.py", "ami/unixnode.py")
+# The board's entry point: a source file at the root of its file system, not a library
+# module (make deploy copies it there).
+ENTRY_POINT = "main.py"
 PACKAGE_JSON = REPO / "package.json"
 PACKAGE_VERSION = "0.1.0"
 
@@ -22,7 +25,8 @@ PACKAGE_VERSION = "0.1.0"
 def board_files() -> list[str]:
     """The board's files, relative to firmware/ (e.g. "ami/meter.py"), sorted."""
     found = sorted(p.relative_to(FIRMWARE).as_posix() for p in FIRMWARE.rglob("*.py"))
-    return [f for f in found if f not in HOST_ONLY and "__pycache__" not in f]
+    return [f for f in found
+            if f not in HOST_ONLY and f != ENTRY_POINT and "__pycache__" not in f]
 
 
 def package_json() -> str:

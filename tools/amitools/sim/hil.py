@@ -34,12 +34,14 @@ from typing import Any
 
 from ami.board import config as board_config
 from ami.commands import envelope as E
+from ami.ports.framing import slip_encode
 from ami.relay import STATE_NAMES
 
 from amitools.office.provision import DeviceKit, provision
 from amitools.scenarios.demo import summary, verdict
 from amitools.sim.fleet import T0_MS, DemoOptions, Fleet, run_fleet
 from amitools.sim.mpnode import MicroPythonMeter, NodeClient
+from amitools.sim.powercut import PowerCuts
 
 # A board answers within this or is taken for dead (a join's ECDH and ECDSA on an emulated
 # Cortex-M3 take seconds).
@@ -166,10 +168,12 @@ class QemuMeter(SerialMeter):
 
     profile = "mps2"
 
-    def __init__(self, address: bytes, board: str, workdir: Path) -> None:
+    def __init__(self, address: bytes, board: str, workdir: Path,
+                 cuts: PowerCuts | None = None) -> None:
         from amitools.boards import build, romfs
 
         SerialMeter.__init__(self, address)
+        self.cuts = cuts
         self.board = build.BOARDS[board]
         self.firmware = build.build(self.board)
         self.romfs = romfs.firmware_image()
@@ -189,6 +193,26 @@ class QemuMeter(SerialMeter):
         self.qemu = qemu.start(self.board, self.firmware, self.romfs, extra)
         self.monitor = Monitor(sock)
         self._connect(self.qemu.port, soft_reset=False)
+
+    def _call(self, op: bytes, now_ms: int, data: bytes = b"") -> tuple[str | None, list[bytes]]:
+        cuts = self.cuts
+        delay = cuts.arm(op) if cuts is not None else None
+        if delay is None:
+            t = time.perf_counter()
+            reason, frames = SerialMeter._call(self, op, now_ms, data)
+            if cuts is not None:
+                cuts.took(op, time.perf_counter() - t)
+                cuts.uplinks(frames)
+            return reason, frames
+        assert cuts is not None
+        before = self.query(now_ms)
+        self._write(slip_encode(op + now_ms.to_bytes(8, "big") + data))
+        time.sleep(delay)
+        self.reboot()  # the CPU stops wherever it is, the flash as it was then
+        frames = SerialMeter._call(self, b"S", now_ms)[1]
+        cuts.after_cut(op, before, self.query(now_ms))
+        cuts.uplinks(frames)
+        return "power_cut", frames
 
     def save_flash(self, path: Path) -> None:
         """Freeze the CPU where it is and save the flash partitions to path."""
@@ -259,16 +283,17 @@ class HilOptions:
     loss: float = 0.05
     hours: int = 6
     profile: str = ""  # board profile of a --port board (default: the board detects it)
+    power_cuts: float = 0.0  # emulated boards: the chance that a request is cut
 
 
-def _board_factory(opts: HilOptions, workdir: Path,
-                   holder: list[NodeClient]) -> Callable[[DeviceKit, bytes, dict], NodeClient]:
+def _board_factory(opts: HilOptions, workdir: Path, holder: list[NodeClient],
+                   cuts: PowerCuts | None) -> Callable[[DeviceKit, bytes, dict], NodeClient]:
     def make(kit: DeviceKit, seed: bytes, cfg: dict) -> NodeClient:
         node: NodeClient
         if opts.target == "unix":
             node = MicroPythonMeter(kit.eui, workdir / "board", kit.image, kit.secret, seed, cfg)
         elif opts.target.startswith("qemu-"):
-            qnode = QemuMeter(kit.eui, opts.target[5:], workdir)
+            qnode = QemuMeter(kit.eui, opts.target[5:], workdir, cuts)
             holder.append(qnode)
             qnode.power_on()
             qnode.load(kit.image, kit.secret, seed, cfg)
@@ -330,6 +355,7 @@ def run_hil(opts: HilOptions, port_meter: PortMeter | None = None) -> dict[str, 
     """Run the fleet scenarios with the board as the campaign's victim; the report."""
     t = time.perf_counter()
     holder: list[NodeClient] = [port_meter] if port_meter is not None else []
+    cuts = PowerCuts(opts.power_cuts, opts.seed) if opts.power_cuts else None
     with tempfile.TemporaryDirectory(prefix="ami-hil-") as tmp:
         workdir = Path(tmp)
         try:
@@ -341,7 +367,7 @@ def run_hil(opts: HilOptions, port_meter: PortMeter | None = None) -> dict[str, 
                                loss=opts.loss, hours=opts.hours)
             prov = provision(opts.meters, T0_MS // 1000, seed=opts.seed,
                              chip_ids=chips)  # type: ignore[arg-type]
-            fleet = Fleet(demo, workdir, prov, board=_board_factory(opts, workdir, holder))
+            fleet = Fleet(demo, workdir, prov, board=_board_factory(opts, workdir, holder, cuts))
             report = run_fleet(fleet)
         finally:
             for node in holder:
@@ -349,6 +375,8 @@ def run_hil(opts: HilOptions, port_meter: PortMeter | None = None) -> dict[str, 
     report.pop("_walls")
     report["workers"] = 1
     report["board"] = board_summary(holder[-1], opts.target)
+    if cuts is not None:
+        report["power_cuts"] = cuts.report()
     report["wall_seconds"] = round(time.perf_counter() - t, 2)
     return report
 
@@ -370,17 +398,27 @@ def main(args: argparse.Namespace) -> int:
                 "from ami.board import config\nprint(config.detect())\n").strip()
     else:
         target = "unix"
+    if args.power_cuts and not args.qemu:
+        print("--power-cuts needs an emulated board (--qemu)")
+        return 2
     opts = HilOptions(target=target, meters=args.meters, seed=args.seed, loss=args.loss,
-                      hours=args.hours)
+                      hours=args.hours, power_cuts=args.power_cuts)
     report = run_hil(opts, port_meter)
     print(summary(report))
     b = report["board"]
     print(f"board ({b['target']}): {b['state']}, relay {b['relay']}, executed "
           f"{b['commands_executed']}, refused {b['commands_refused']}, {b['requests']} "
           f"requests, {b['power_cycles']} power cycle(s)")
+    problems = verdict(report) + board_verdict(b)
+    if "power_cuts" in report:
+        pc = report["power_cuts"]
+        print(f"power cuts: {pc['cuts']} {pc['by_request']}, {pc['frames_checked']} frames "
+              f"checked, {pc['violation_count']} violation(s)")
+        for v in pc["violations"]:
+            print("  " + v)
+        problems += [f"power cuts: {v}" for v in pc["violations"]]
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    problems = verdict(report) + board_verdict(b)
     print("RESULT:", "PASS" if not problems else "FAIL: " + "; ".join(problems))
     return 1 if problems else 0
 
@@ -399,5 +437,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--loss", type=float, default=0.05, help="radio frame loss per link")
     p.add_argument("--hours", type=int, default=6, help="simulated reporting time")
+    p.add_argument("--power-cuts", type=float, default=0.0, metavar="RATE",
+                   help="with --qemu: cut the power during this share of the requests")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.set_defaults(func=main)

@@ -119,7 +119,7 @@ bench: $(STAMP) check-micropython mpy
 # store, on CPython and on the unix port (`make test` runs a sampled one); then power cuts
 # at random instants on the emulated AN385 through a simulated day (`make test` runs a few).
 # docs/faults.md.
-soak: $(STAMP) check-micropython mpy
+soak: $(STAMP) check-micropython check-boards mpy
 	$(BIN)/ami faults --json build/faults.json
 	$(BIN)/ami hil --qemu an385 --hours 24 --power-cuts 0.3 --json build/powercuts.json
 

@@ -1,5 +1,6 @@
 """The board runtime's flash and boot pieces (ami.board): the RAM block device, littlefs
-on it as a flash image, the seeded entropy's boot counter, the board profiles."""
+on it as a flash image, the seeded entropy's boot counter, the board profiles, the
+watchdog port."""
 
 from ami.board import config, flash
 from ami.ports.entropy import DeterministicEntropy, seeded_entropy
@@ -61,3 +62,14 @@ def test_profiles():
     raises(ValueError, config.profile, "no-such-board")
     if config.detect() is None:  # the unix port and CPython are no board
         raises(ValueError, config.profile)
+
+
+def test_no_watchdog_where_machine_has_none():
+    """machine.WDT is absent on the unix port, CPython and the emulated boards; a board
+    that has one gets it (and this test would start it, so it runs only where none is)."""
+    try:
+        from machine import WDT  # noqa: F401
+    except ImportError:
+        from ami.ports.watchdog import watchdog
+
+        assert watchdog(1000) is None

@@ -125,6 +125,7 @@ def provision(prof, secure_files, record_files):
         for name in store.names():
             store.delete(name)
     secure.delete("boots")
+    secure.delete("seed.bin")  # a board with a RNG is provisioned without one
     for name in secure_files:
         secure.write(name, secure_files[name])
     for name in record_files:

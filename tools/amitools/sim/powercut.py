@@ -28,7 +28,7 @@ from ami.link import frame, messages
 from ami.relay import ARMED, CONNECTED, DISCONNECTED, STATE_NAMES, TRIPPED
 
 # Stats of a board that found its records rolled back or damaged after a boot.
-BAD_BOOT = ("rollback", "record_corrupt", "unprovisioned")
+BAD_BOOT = ("record_rollback", "record_corrupt")
 MAX_LISTED = 20
 
 
@@ -95,12 +95,16 @@ class PowerCuts:
         for reason in BAD_BOOT:
             if stats.get(reason):
                 self._bad(f"{where}: the board counts {reason} after the boot")
+        if after.get("state") == "unprovisioned" and before.get("state") != "unprovisioned":
+            self._bad(f"{where}: the key store is gone after the boot")
         if before.get("state") == "active" and after.get("state") != "active" and op != b"R":
             self._bad(f"{where}: session lost ({after.get('state')} after the boot)")
         if after.get("next_seq", 0) < before.get("next_seq", 0):
             self._bad(f"{where}: next reading seq {after.get('next_seq')} after the boot, "
                       f"{before.get('next_seq')} before")
         relay_before, relay_after = before.get("relay"), after.get("relay")
+        if relay_before is None:  # before the first start: no relay state yet
+            return
         allowed = {relay_before}
         if op == b"R":  # a command in flight: executed or not
             allowed |= {DISCONNECTED, ARMED, CONNECTED}

@@ -286,12 +286,12 @@ class HilOptions:
     seed: int = 1
     loss: float = 0.05
     hours: int = 6
-    profile: str = ""  # board profile of a --port board (default: the board detects it)
     power_cuts: float = 0.0  # emulated boards: the chance that a request is cut
 
 
 def _board_factory(opts: HilOptions, workdir: Path, holder: list[NodeClient],
-                   cuts: PowerCuts | None) -> Callable[[DeviceKit, bytes, dict], NodeClient]:
+                   cuts: PowerCuts | None,
+                   port_meter: PortMeter | None) -> Callable[[DeviceKit, bytes, dict], NodeClient]:
     def make(kit: DeviceKit, seed: bytes, cfg: dict) -> NodeClient:
         node: NodeClient
         if opts.target == "unix":
@@ -304,12 +304,11 @@ def _board_factory(opts: HilOptions, workdir: Path, holder: list[NodeClient],
             qnode.serve()
             node = qnode
         else:
-            pnode = holder[0]
-            assert isinstance(pnode, PortMeter)
-            pnode.address = kit.eui
-            pnode.load(kit.image, kit.secret, seed, cfg)
-            pnode.serve()
-            node = pnode
+            assert port_meter is not None
+            port_meter.address = kit.eui
+            port_meter.load(kit.image, kit.secret, seed, cfg)
+            port_meter.serve()
+            node = port_meter
         if node not in holder:
             holder.append(node)
         return node
@@ -375,7 +374,8 @@ def run_hil(opts: HilOptions, port_meter: PortMeter | None = None) -> dict[str, 
                                loss=opts.loss, hours=opts.hours)
             prov = provision(opts.meters, T0_MS // 1000, seed=opts.seed,
                              chip_ids=chips)  # type: ignore[arg-type]
-            fleet = Fleet(demo, workdir, prov, board=_board_factory(opts, workdir, holder, cuts))
+            make = _board_factory(opts, workdir, holder, cuts, port_meter)
+            fleet = Fleet(demo, workdir, prov, board=make)
             report = run_fleet(fleet)
         finally:
             for node in holder:

@@ -102,6 +102,7 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory mpy || rc=1; \
 	$(MAKE) --no-print-directory test-cpython || rc=1; \
 	$(MAKE) --no-print-directory test-micropython || rc=1; \
+	$(MAKE) --no-print-directory test-boards || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED"; fi; exit $$rc
 
 demo: $(STAMP) mpy

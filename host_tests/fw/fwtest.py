@@ -1,7 +1,8 @@
 """Helpers for firmware tests that run unchanged under pytest (CPython) and mprun (MicroPython)."""
 
 import json
-import os
+
+from ami.runtime import getenv
 
 
 def raises(exc_type, func, *args, **kwargs):
@@ -15,7 +16,7 @@ def raises(exc_type, func, *args, **kwargs):
 
 def vector_dir():
     """Directory of the compact vector subsets written by `python -m amitools.reference.vectors`."""
-    return os.getenv("AMI_VECTORS") or "build/vectors"
+    return getenv("AMI_VECTORS") or "build/vectors"
 
 
 def vectors(name):

@@ -68,8 +68,8 @@ class StreamTransport:
     - `any()` (machine.UART): read what is buffered;
     - pollable by `select.poll`: read while it reports data, with `read1` where it exists,
       else byte by byte with `readinto` (MicroPython's `read(n)` waits for all n bytes);
-    - otherwise the reader must never block itself (io.BytesIO, non-blocking sockets:
-      `read` returns what it has, None for nothing yet).
+    - otherwise the reader must never block itself (io.BytesIO, files that cannot be polled,
+      non-blocking sockets: `read` returns what it has, None for nothing yet, b"" at the end).
     `eof` becomes True once the reader reports end of stream.
     """
 
@@ -131,10 +131,18 @@ class StreamTransport:
         return self.reader.read(min(n, READ_BUDGET)) if n else None
 
     def _read_direct(self):
-        data = self.reader.read(READ_BUDGET)
-        if data is not None and not data:
-            self.eof = True
-        return data
+        # Read on to the budget, as the polled readers do: a file that cannot be polled (one
+        # on littlefs: MicroPython's poll() refuses it with EINVAL) reports its end at once.
+        out = b""
+        while len(out) < READ_BUDGET:
+            data = self.reader.read(READ_BUDGET - len(out))
+            if data is None:  # a non-blocking reader with nothing more yet
+                break
+            if not data:
+                self.eof = True
+                break
+            out += data
+        return out
 
     def _read_polled_chunks(self):
         out = b""

@@ -86,11 +86,15 @@ class StreamTransport:
             return self._read_any
         poller = _poller_for(reader)
         if poller is None:
-            return self._read_direct
+            # Read on to the budget, as when polled: a file that cannot be polled (one on
+            # littlefs: MicroPython's poll() refuses it with EINVAL) reports its end at once.
+            self._chunk, self._more = reader.read, _always
+            return self._read_chunks
         # ipoll (MicroPython) reuses its result instead of allocating a list per call.
         self._poll0 = getattr(poller, "ipoll", None) or poller.poll
         if hasattr(reader, "read1"):
-            return self._read_polled_chunks
+            self._chunk, self._more = reader.read1, self._ready
+            return self._read_chunks
         self._one = bytearray(1)
         return self._read_polled_bytes
 
@@ -130,25 +134,11 @@ class StreamTransport:
         n = self.reader.any()
         return self.reader.read(min(n, READ_BUDGET)) if n else None
 
-    def _read_direct(self):
-        # Read on to the budget, as the polled readers do: a file that cannot be polled (one
-        # on littlefs: MicroPython's poll() refuses it with EINVAL) reports its end at once.
+    def _read_chunks(self):
         out = b""
-        while len(out) < READ_BUDGET:
-            data = self.reader.read(READ_BUDGET - len(out))
-            if data is None:  # a non-blocking reader with nothing more yet
-                break
-            if not data:
-                self.eof = True
-                break
-            out += data
-        return out
-
-    def _read_polled_chunks(self):
-        out = b""
-        while len(out) < READ_BUDGET and self._ready():
-            data = self.reader.read1(READ_BUDGET - len(out))
-            if data is None:  # spurious wake-up of a non-blocking stream
+        while len(out) < READ_BUDGET and self._more():
+            data = self._chunk(READ_BUDGET - len(out))
+            if data is None:  # nothing more yet, or a spurious wake-up
                 break
             if not data:
                 self.eof = True
@@ -168,6 +158,10 @@ class StreamTransport:
                 break
             out.append(one[0])
         return out
+
+
+def _always():
+    return True
 
 
 def _poller_for(stream):

@@ -6,9 +6,10 @@ Deployments: the firmware's .mpy files on littlefs (loaded into the heap at impo
 ROMFS image (bytecode run in place), or frozen into the build. On each, the on-device script
 ``ondevice/mpheap.py`` measures the live heap after ``import ami.meter`` and after a join (the
 head end's half played on the board, its own share subtracted), and the heap each phase needs
-at its peak: a ballast bytearray holds part of the free heap during the phase, bisected to the
-largest ballast the phase survives (1 KB resolution). Then the firmware runs again on builds
-whose whole GC heap is 64 KB (a joined meter and a signed command) and 16 KB (the crypto).
+at its peak: a ballast of small bytearrays holds part of the free heap during the phase,
+bisected to the largest ballast the phase survives (1 KB resolution). Then the firmware runs
+again on builds whose whole GC heap is 64 KB (a joined meter and a signed command) and 16 KB
+(the crypto).
 """
 
 from __future__ import annotations
@@ -159,6 +160,10 @@ def _kb(n: int | None) -> str:
     return "—" if n is None else f"{n / 1024:.1f}"
 
 
+def _failed(f: dict[str, Any]) -> str:
+    return f" (out of memory in {f['failed']})" if f.get("failed") else ""
+
+
 def _verdict(fig: dict[str, Any], budget: int) -> str:
     kb = budget // 1024
     if fig.get("failed"):
@@ -187,7 +192,8 @@ def render(report: dict[str, Any]) -> str:
         for deployment in DEPLOYMENTS:
             f = boards[deployment]
             lines.append(
-                f"| qemu-{key} | {deployment} | {_kb(f.get('import'))} | {_kb(f.get('meter'))} "
+                f"| qemu-{key} | {deployment}{_failed(f)} | {_kb(f.get('import'))} "
+                f"| {_kb(f.get('meter'))} "
                 f"| {_kb(f.get('joined'))} | {_kb(f.get('peak_join'))} "
                 f"| {_kb(f.get('peak_command'))} |"
             )
@@ -197,8 +203,7 @@ def render(report: dict[str, Any]) -> str:
             f"- qemu-{key}: joined meter + signed DISCONNECT: ROMFS "
             f"{_verdict(boards['romfs_64k'], BUDGET)}, frozen "
             f"{_verdict(boards['frozen_64k'], BUDGET)}; crypto (import, ECDSA sign and verify, "
-            f"ECDH, HKDF, AES-CCM; ROMFS): {_verdict(boards['crypto_16k'], CRYPTO_BUDGET)}, "
-            f"{_kb(boards['crypto_16k'].get('after'))} KB live after."
+            f"ECDH, HKDF, AES-CCM; ROMFS): {_verdict(boards['crypto_16k'], CRYPTO_BUDGET)}."
         )
     c = unix["crypto"]
     lines.append(f"- unix port, 64-bit: `import ami.crypto` {_kb(c.get('import'))} KB, "

@@ -104,16 +104,19 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory mpy || rc=1; \
 	$(MAKE) --no-print-directory test-cpython || rc=1; \
 	$(MAKE) --no-print-directory test-micropython || rc=1; \
+	$(MAKE) --no-print-directory test-boards || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "make test: FAILED"; fi; exit $$rc
 
 demo: $(STAMP) mpy
 	$(BIN)/ami demo
 
 # Crypto primitives on every runtime, then the secure link: device side, head end with a
-# million keys, and a 10,000-meter fleet. Figures go to docs/benchmarks.md.
-bench: $(STAMP) check-micropython mpy
+# million keys, and a 10,000-meter fleet; then the meter's heap on the emulated 32-bit boards
+# per deployment (littlefs .mpy, ROMFS, frozen). Figures go to docs/benchmarks.md.
+bench: $(STAMP) check-micropython check-boards mpy
 	$(BIN)/ami bench --write docs/benchmarks.md --json build/bench.json
 	$(BIN)/ami linkbench --write docs/benchmarks.md --json build/linkbench.json
+	$(BIN)/ami heapbench --write docs/benchmarks.md --json build/heapbench.json
 
 # The full power-loss campaign: a cut at every write and every byte of every persistent
 # store, on CPython and on the unix port (`make test` runs a sampled one); then power cuts

@@ -16,6 +16,7 @@ COMMANDS = (
     "amitools.measure.linkbench",
     "amitools.measure.wear",
     "amitools.measure.faults",
+    "amitools.measure.heapbench",
     "amitools.boards.cli",
     "amitools.sim.hil",
 )

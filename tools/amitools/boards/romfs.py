@@ -29,14 +29,14 @@ def _compile(src: Path, dst: Path) -> None:
 
 
 def stage(name: str, modules: dict[str, Path] | None = None,
-          files: dict[str, Path] | None = None) -> Path:
-    """A fresh staging directory build/boards/romfs/NAME holding the firmware in lib/,
-    each of `modules` (image path of the .mpy -> .py source) compiled, and each of `files`
-    (image path -> file) copied as it is."""
+          files: dict[str, Path] | None = None, firmware_at: str = "lib") -> Path:
+    """A fresh staging directory build/boards/romfs/NAME holding the firmware in
+    `firmware_at` (lib/: on the board's sys.path), each of `modules` (image path of the .mpy
+    -> .py source) compiled, and each of `files` (image path -> file) copied as it is."""
     root = STAGE_ROOT / name
     shutil.rmtree(root, ignore_errors=True)
     for rel in board_files():
-        _compile(FIRMWARE / rel, root / "lib" / Path(rel).with_suffix(".mpy"))
+        _compile(FIRMWARE / rel, root / firmware_at / Path(rel).with_suffix(".mpy"))
     for dest, src in (modules or {}).items():
         _compile(src, root / dest)
     for dest, src in (files or {}).items():

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from amitools import REPO
 from amitools.boards import qemu
-from amitools.boards.build import BOARDS, Board, build
+from amitools.boards.build import BOARDS, Board, Variant, build
 from amitools.boards.romfs import build_image, stage
 
 FW_TESTS = REPO / "host_tests" / "fw"
@@ -25,6 +25,9 @@ VECTORS = REPO / "build" / "vectors"
 RAMDISK = REPO / "boards" / "qemu" / "ramdisk.py"
 # A test module that prints nothing for this long has hung (the slowest takes about a minute).
 MODULE_TIMEOUT_S = 900.0
+# The suite's heap, as the unix-port suite's (-X heapsize=256K): some test modules hold several
+# meters at once. The firmware's own budget is measured by `ami heapbench` (make bench).
+TEST_VARIANT = Variant(heap=256 * 1024)
 RESULT = re.compile(r"RESULT (\d+) (\d+)")
 
 # Run on the board after each soft reset: the RAM disk, the settings the tests read through
@@ -97,6 +100,7 @@ def run_board(key: str, board: Board, firmware: Path, image: Path, modules: list
         for module in modules:
             if b is None:
                 b = qemu.start(board, firmware, image)
+            t0 = time.monotonic()
             try:
                 passed, failed, out = run_module(b, module)
             except qemu.BoardError as exc:
@@ -108,7 +112,8 @@ def run_board(key: str, board: Board, firmware: Path, image: Path, modules: list
             with lock:
                 if failed:
                     print(out.rstrip())
-                print(f"  qemu-{key} {module}: {passed} passed, {failed} failed", flush=True)
+                print(f"  qemu-{key} {module}: {passed} passed, {failed} failed "
+                      f"({time.monotonic() - t0:.0f} s)", flush=True)
     except Exception as exc:  # the board itself failed: report it, count it, end this board
         result.failed += 1
         with lock:
@@ -122,7 +127,7 @@ def run_board(key: str, board: Board, firmware: Path, image: Path, modules: list
 def run(keys: list[str], modules: list[str] | None = None) -> list[BoardRun]:
     """Build the boards and the test image, run the suite on every board in parallel."""
     image = test_image()
-    firmware = {k: build(BOARDS[k]) for k in keys}
+    firmware = {k: build(BOARDS[k], TEST_VARIANT) for k in keys}
     modules = modules or test_modules()
     results = [BoardRun(k) for k in keys]
     lock = threading.Lock()

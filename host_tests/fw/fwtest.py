@@ -3,8 +3,6 @@
 import json
 import os
 
-from ami.ports.clock import SystemClock
-from ami.ports.entropy import SystemEntropy
 from ami.runtime import getenv
 
 
@@ -70,6 +68,10 @@ def temp_dir():
                 os.mkdir("/".join(parts[:i]))
             except OSError:  # exists already
                 pass
+    # Imported here: every test module loads fwtest, and a 256K unix-port heap is tight.
+    from ami.ports.clock import SystemClock
+    from ami.ports.entropy import SystemEntropy
+
     try:
         tag = SystemEntropy().random_bytes(6).hex()
     except OSError:  # a board without an RNG runs one test process on its own disk

@@ -32,7 +32,7 @@ class Host:
         self.decoder = SlipDecoder(512)
 
     def link(self):
-        return StreamTransport(self.to_node, self.from_node)
+        return StreamTransport(self.to_node, self.from_node, 300)  # 1 KB less heap
 
     def request(self, op, now, data=b""):
         self.to_node.write(slip_encode(op + now.to_bytes(8, "big") + data))

@@ -13,10 +13,13 @@ except ImportError:  # CPython
         return value
 
 
+# Boards have no environment: a boot script may put settings here for getenv to find.
+board_env = {}
+
 try:
     from os import getenv
-except ImportError:  # boards: no environment
+except ImportError:  # bare-metal `os` has no getenv
 
     def getenv(name, default=None):
-        """Boards have no environment variables."""
-        return default
+        """The value a boot script put in board_env, else default."""
+        return board_env.get(name, default)

@@ -2,7 +2,7 @@
 keep the event log, a compromise REJOIN erases the session and group keys, and a power cut at
 any write of a zeroization never leaves a usable key store next to erased state.
 
-Helpers and the provisioned identity come from test_meter; every meter here has an anchor.
+Helpers and the provisioned identity come from fwmeter; every meter here has an anchor.
 """
 
 import gc

@@ -2,10 +2,8 @@
 
 import os
 
-from ami.ports.entropy import SystemEntropy
 from ami.ports.storage import MAX_NAME, FileStorage, MemoryStorage, check_name
-from ami.runtime import getenv
-from fwtest import raises
+from fwtest import raises, remove_tree, temp_dir
 
 GOOD_NAMES = ("a", "keys.a", "ctr_b-1", "0", "a" * MAX_NAME, "x.tmp")
 BAD_NAMES = (
@@ -27,35 +25,6 @@ BAD_NAMES = (
     "..",
     ".",
 )
-
-
-def temp_dir():
-    """A fresh directory under $AMI_TMP (default build/tmp); remove it with remove_tree."""
-    base = getenv("AMI_TMP") or "build/tmp"
-    current = ""
-    for part in base.split("/"):
-        current = part if not current and not base.startswith("/") else current + "/" + part
-        if part:
-            try:
-                os.mkdir(current)
-            except OSError:  # exists already
-                pass
-    return base + "/ports-" + SystemEntropy().random_bytes(6).hex()
-
-
-def remove_tree(path):
-    """Delete path and everything below it; missing is fine."""
-    try:
-        entries = os.listdir(path)
-    except OSError:
-        return
-    for entry in entries:
-        child = path + "/" + entry
-        try:
-            os.remove(child)
-        except OSError:
-            remove_tree(child)
-    os.rmdir(path)
 
 
 def _contract(store):

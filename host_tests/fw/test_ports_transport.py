@@ -6,37 +6,9 @@ import os
 from ami.ports.clock import SystemClock
 from ami.ports.framing import slip_encode
 from ami.ports.transport import READ_BUDGET, LoopbackTransport, StreamTransport
-from fwtest import raises
-from test_ports_storage import remove_tree, temp_dir
+from fwtest import Fifo, raises, remove_tree, temp_dir
 
 FRAMES = [b"one", b"\xc0\xdb", bytes(range(256)), b"\x03\r\n"]
-
-
-class Fifo:
-    """A non-blocking in-memory byte pipe: read(n) gives what is there, None when empty."""
-
-    def __init__(self):
-        self.chunks = []
-
-    def pending(self):
-        return sum([len(c) for c in self.chunks])
-
-    def write(self, data):
-        self.chunks.append(bytes(data))
-        return len(data)
-
-    def read(self, n):
-        if not self.chunks:
-            return None
-        out = b""
-        while self.chunks and len(out) < n:
-            chunk = self.chunks.pop(0)
-            room = n - len(out)
-            if len(chunk) > room:
-                self.chunks.insert(0, chunk[room:])
-                chunk = chunk[:room]
-            out += chunk
-        return out
 
 
 class FakeUart(Fifo):

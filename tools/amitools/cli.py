@@ -28,6 +28,9 @@ COMMANDS = (
     "amitools.measure.wear",
     "amitools.measure.faults",
     "amitools.measure.fuzz",
+    "amitools.measure.heapbench",
+    "amitools.boards.cli",
+    "amitools.sim.hil",
 )
 
 

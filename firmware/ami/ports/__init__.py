@@ -13,6 +13,8 @@ on the MicroPython unix port under the host harness, and on CPython in tests:
   StreamTransport (SLIP over pipes, stdio, UART), `stdio_transport()`.
 - gpio: Relay (`close`, `open`, `is_closed`), Button and TamperInput (`poll`, `is_active`);
   Sim* for hosts, Pin* over any pin object; `board` builds Pin* from machine.Pin.
+- watchdog: `watchdog(timeout_ms)`, machine.WDT where the board has one.
+- secret: the device secret from the provisioned half and machine.unique_id().
 
 Submodules are imported on demand, so a board loads only the ports it uses.
 """

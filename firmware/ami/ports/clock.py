@@ -21,6 +21,9 @@ try:
 except (AttributeError, OSError):  # no gmtime: assume the Unix epoch
     _EPOCH_OFFSET = 0
 
+# Bare-metal ports without an RTC binding (the emulated MPS2 boards) have no time.time().
+_time = getattr(time, "time", None)
+
 if hasattr(time, "ticks_ms"):  # MicroPython: wrapping ticks with their own arithmetic
     _ticks_ms = time.ticks_ms
     _ticks_diff = time.ticks_diff
@@ -38,11 +41,25 @@ else:  # CPython: an unbounded monotonic count needs no wrap handling
 
 
 class SystemClock:
-    """The platform clock. `now()` is only as good as the RTC: unsynced boards report ~2000."""
+    """The platform clock. `now()` is only as good as the RTC: unsynced boards report ~2000.
+
+    Without any wall clock (no `time.time`), `now()` counts from 2000-01-01 at boot, as an
+    unset RTC would, from the ticks: it must then be called at least once per half tick
+    period (6 days on 32-bit boards) to carry their wrap-around.
+    """
+
+    def __init__(self):
+        self._last = _ticks_ms()
+        self._since_boot_ms = self._last  # ticks start at boot, within their first period
 
     def now(self):
         """Seconds since 1970-01-01 UTC, as an int."""
-        return int(time.time()) + _EPOCH_OFFSET
+        if _time is not None:
+            return int(_time()) + _EPOCH_OFFSET
+        t = _ticks_ms()
+        self._since_boot_ms += _ticks_diff(t, self._last)
+        self._last = t
+        return EPOCH_2000_OFFSET + self._since_boot_ms // 1000
 
     def ticks_ms(self):
         """Monotonic milliseconds; may wrap, compare with ticks_diff."""

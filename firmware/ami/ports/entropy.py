@@ -52,3 +52,16 @@ class DeterministicEntropy:
             out += hashlib.sha256(block).digest()
         self._pool = out[n:]
         return out[:n]
+
+
+def seeded_entropy(storage, seed):
+    """For a board without a hardware RNG (the emulated boards) or a repeatable bench: a
+    DeterministicEntropy over the provisioned seed and this boot's number. The boot counter
+    (blob "boots" of storage, which must replace atomically) is advanced and stored BEFORE
+    any byte is drawn, so no two boots, whatever a power cut interrupts, share a stream.
+    NOT a true RNG: whoever reads the seed from the flash knows every nonce and key this
+    device will make."""
+    data = storage.read("boots")
+    boot = int.from_bytes(data, "big") if data else 0
+    storage.write("boots", (boot + 1).to_bytes(4, "big"))
+    return DeterministicEntropy(bytes(seed) + b"/boot" + str(boot).encode())

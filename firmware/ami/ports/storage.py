@@ -268,6 +268,11 @@ def _makedirs(path):
         if not parts[i]:  # leading or doubled '/'
             continue
         try:
+            os.stat(current)
+            continue  # there already: a read-only fs (ROMFS) has no mkdir at all
+        except OSError:
+            pass
+        try:
             os.mkdir(current)
         except OSError as exc:
             if _errno(exc) != EEXIST:

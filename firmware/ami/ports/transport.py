@@ -68,8 +68,8 @@ class StreamTransport:
     - `any()` (machine.UART): read what is buffered;
     - pollable by `select.poll`: read while it reports data, with `read1` where it exists,
       else byte by byte with `readinto` (MicroPython's `read(n)` waits for all n bytes);
-    - otherwise the reader must never block itself (io.BytesIO, non-blocking sockets:
-      `read` returns what it has, None for nothing yet).
+    - otherwise the reader must never block itself (io.BytesIO, files that cannot be polled,
+      non-blocking sockets: `read` returns what it has, None for nothing yet, b"" at the end).
     `eof` becomes True once the reader reports end of stream.
     """
 
@@ -86,11 +86,15 @@ class StreamTransport:
             return self._read_any
         poller = _poller_for(reader)
         if poller is None:
-            return self._read_direct
+            # Read on to the budget, as when polled: a file that cannot be polled (one on
+            # littlefs: MicroPython's poll() refuses it with EINVAL) reports its end at once.
+            self._chunk, self._more = reader.read, _always
+            return self._read_chunks
         # ipoll (MicroPython) reuses its result instead of allocating a list per call.
         self._poll0 = getattr(poller, "ipoll", None) or poller.poll
         if hasattr(reader, "read1"):
-            return self._read_polled_chunks
+            self._chunk, self._more = reader.read1, self._ready
+            return self._read_chunks
         self._one = bytearray(1)
         return self._read_polled_bytes
 
@@ -112,6 +116,22 @@ class StreamTransport:
         if flush is not None:
             flush()
 
+    def wait(self, ms):
+        """Idle until input may have arrived, or ms passed (-1: no limit where the reader
+        can be polled; a short nap where it cannot)."""
+        poll0 = getattr(self, "_poll0", None)
+        if poll0 is not None:
+            for _ in poll0(ms):
+                break
+            return
+        import time
+
+        ms = ms if ms >= 0 else 1
+        if hasattr(time, "sleep_ms"):
+            time.sleep_ms(ms)
+        else:
+            time.sleep(ms / 1000)
+
     def poll(self):
         """Frames received since the last poll; never blocks."""
         if self.eof:
@@ -130,17 +150,11 @@ class StreamTransport:
         n = self.reader.any()
         return self.reader.read(min(n, READ_BUDGET)) if n else None
 
-    def _read_direct(self):
-        data = self.reader.read(READ_BUDGET)
-        if data is not None and not data:
-            self.eof = True
-        return data
-
-    def _read_polled_chunks(self):
+    def _read_chunks(self):
         out = b""
-        while len(out) < READ_BUDGET and self._ready():
-            data = self.reader.read1(READ_BUDGET - len(out))
-            if data is None:  # spurious wake-up of a non-blocking stream
+        while len(out) < READ_BUDGET and self._more():
+            data = self._chunk(READ_BUDGET - len(out))
+            if data is None:  # nothing more yet, or a spurious wake-up
                 break
             if not data:
                 self.eof = True
@@ -160,6 +174,10 @@ class StreamTransport:
                 break
             out.append(one[0])
         return out
+
+
+def _always():
+    return True
 
 
 def _poller_for(stream):

@@ -9,6 +9,7 @@ import struct
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from amitools.sim.attacker import Attacker
 from amitools.sim.capture import CaptureWriter, merge
 from amitools.sim.cpnode import CPythonMeter
 from amitools.sim.meternode import MeterNode
-from amitools.sim.mpnode import MicroPythonMeter
+from amitools.sim.mpnode import MicroPythonMeter, NodeClient
 from amitools.sim.radio import LinkParams, Medium
 
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -94,7 +95,10 @@ class Fleet:
     def __init__(
         self, opts: DemoOptions, workdir: Path, prov: Provisioned | None = None,
         kits: list[DeviceKit] | None = None, shard: int = 0,
+        board: Callable[[DeviceKit, bytes, dict], NodeClient] | None = None,
     ) -> None:
+        """board: builds the node of the last meter (the command campaign's victim) from its
+        kit, entropy seed and configuration, e.g. a board in the loop (amitools.sim.hil)."""
         self.opts = opts
         self.workdir = workdir
         self.shard = shard
@@ -123,7 +127,9 @@ class Fleet:
         config = {"join_spread_ms": max(10_000, 30 * len(self.prov.devices))}
         for i, kit in enumerate(self.prov.devices):
             seed = b"m%d/" % opts.seed + kit.eui
-            if shard == 0 and i < opts.micropython:
+            if board is not None and i == len(self.prov.devices) - 1:
+                tracked = Tracked(board(kit, seed, config))
+            elif shard == 0 and i < opts.micropython:
                 tracked = Tracked(MicroPythonMeter(
                     kit.eui, workdir / kit.eui.hex(), kit.image, kit.secret, seed, config
                 ))
@@ -174,13 +180,13 @@ class Fleet:
         has one (a radio that delivers nothing). The scenarios pick their actors here."""
         live = [m for eui, m in self.meters.items()
                 if self.headend.devices[eui].session is not None
-                and m.node.info()["stats"].get("joined")]
+                and _has_joined(m.node.info())]
         return live or list(self.meters.values())
 
     def joined_meters(self) -> int:
         """Meters that completed a join (their own count) at any time in the run."""
         return sum(1 for eui, m in self.meters.items()
-                   if eui in self.joined_before_reboot or m.node.info()["stats"].get("joined"))
+                   if eui in self.joined_before_reboot or _has_joined(m.node.info()))
 
     def run_day(self) -> float:
         """The reporting phase: `hours` of readings, then a drain in which every reading of
@@ -202,7 +208,7 @@ class Fleet:
 
     def reboot(self, address: bytes) -> None:
         """Power-cycle a meter: its storage survives, everything in RAM is lost."""
-        if self.meters[address].node.info()["stats"].get("joined"):
+        if _has_joined(self.meters[address].node.info()):
             self.joined_before_reboot.add(address)
         self.meters[address].node.reboot()
         self.medium.restart(address)
@@ -408,7 +414,7 @@ def eavesdrop_secrets(fleet: Fleet, sample: int = 50) -> list[bytes]:
     return secrets
 
 
-def _run_fleet(fleet: Fleet) -> dict:
+def run_fleet(fleet: Fleet) -> dict:
     """Joins, attacks, the reporting period and the report of one fleet (or shard)."""
     t = time.perf_counter()
     try:
@@ -434,7 +440,7 @@ def _run_fleet(fleet: Fleet) -> dict:
 
 def _shard_worker(args: tuple) -> dict:
     opts, workdir, prov, kits, shard = args
-    return _run_fleet(Fleet(opts, workdir, prov, kits, shard))
+    return run_fleet(Fleet(opts, workdir, prov, kits, shard))
 
 
 def _merge(reports: list[dict]) -> dict:
@@ -473,7 +479,7 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
         prov = provision(opts.meters, T0_MS // 1000, seed=opts.seed)
         workers = max(1, min(opts.workers, opts.meters))
         if workers == 1:
-            reports = [_run_fleet(Fleet(opts, workdir, prov))]
+            reports = [run_fleet(Fleet(opts, workdir, prov))]
         else:
             # Each partition records its own radio; the files are merged in time order.
             parts = [str(workdir / f"capture{i}.pcap") for i in range(workers)]
@@ -494,3 +500,9 @@ def run_demo(opts: DemoOptions, workdir: Path | None = None) -> dict:
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def _has_joined(info: dict) -> bool:
+    """A meter joined since its last boot, or is in a session it kept across a power cut
+    (its RAM counts start again at a boot, the session in flash does not)."""
+    return bool(info["stats"].get("joined")) or info["state"] == "active"

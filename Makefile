@@ -12,7 +12,7 @@ MPY_OUT := build/mpy
 MPY_TESTS := build/mpytests
 VECTORS := build/vectors
 FW_TESTS := host_tests/fw
-# The unix-port runs: every firmware test module in a fresh process with a 288K heap, and
+# The unix-port runs: every firmware test module in a fresh process with a 320K heap, and
 # the crypto alone within 64K, a board's budget. Test modules are compiled too, as a board's
 # test image would be: compiling a big module on the device fragments the heap it tests.
 MP_ENV = MICROPYPATH=$(MPY_OUT):$(MPY_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
@@ -61,7 +61,7 @@ test-cpython: $(STAMP)
 test-micropython: $(STAMP) check-micropython mpy mpy-tests vectors
 	@mkdir -p build/tmp
 	$(MP_ENV) $(MICROPYTHON) -X heapsize=64K host_tests/mprun.py $(FW_TESTS) test_board_budget
-	$(MP_ENV) $(BIN)/python host_tests/mprun_all.py $(MICROPYTHON) 288K $(FW_TESTS)
+	$(MP_ENV) $(BIN)/python host_tests/mprun_all.py $(MICROPYTHON) 320K $(FW_TESTS)
 
 # Emulated Cortex-M boards: MicroPython's qemu port for MPS2-AN385 and MPS2-AN500, built with
 # cryptolib and littlefs from MICROPYTHON_SRC (default: ../shared/vendor/micropython-src.tar.gz
@@ -117,7 +117,7 @@ demo: $(STAMP) mpy
 bench: $(STAMP) check-micropython check-boards mpy
 	$(BIN)/ami bench --write docs/benchmarks.md --json build/bench.json --force
 	$(BIN)/ami linkbench --write docs/benchmarks.md --json build/linkbench.json --force
-	$(BIN)/ami heapbench --write docs/benchmarks.md --json build/heapbench.json
+	$(BIN)/ami heapbench --write docs/benchmarks.md --json build/heapbench.json --force
 
 # The full power-loss campaign: a cut at every write and every byte of every persistent
 # store, on CPython and on the unix port (`make test` runs a sampled one); then power cuts
@@ -125,7 +125,7 @@ bench: $(STAMP) check-micropython check-boards mpy
 # docs/faults.md.
 soak: $(STAMP) check-micropython check-boards mpy
 	$(BIN)/ami faults --json build/faults.json --force
-	$(BIN)/ami hil --qemu an385 --hours 24 --power-cuts 0.3 --json build/powercuts.json
+	$(BIN)/ami hil --qemu an385 --hours 24 --power-cuts 0.3 --json build/powercuts.json --force
 
 # Fuzzing: >= 1,000,000 inputs per target on CPython (atheris, coverage-guided) and
 # >= 100,000 per firmware target on the unix port (seeded mutation). docs/fuzzing.md.

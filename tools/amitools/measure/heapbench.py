@@ -27,7 +27,9 @@ from amitools import REPO
 from amitools.boards import qemu
 from amitools.boards.build import BOARDS, Variant, build
 from amitools.boards.romfs import build_image, stage
+from amitools.cliargs import check_output
 from amitools.measure.bench import write_section
+from amitools.outputs import write_result
 from amitools.runtimes import compile_firmware, compiled_firmware, micropython_binary
 from amitools.sim.nodedir import provisioned_node
 
@@ -213,6 +215,8 @@ def render(report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """The command: measure, print, optionally write the section and the JSON."""
+    check_output("--json", args.json, args.force)
+    check_output("--write", args.write, force=True)
     qemu.kill_on_signals()
     image = bench_image()
     report = {"unix": unix_figures(),
@@ -222,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write:
         write_section(Path(args.write), text, BEGIN, END)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_result(args.json, json.dumps(report, indent=2) + "\n")
     return 0
 
 
@@ -232,4 +236,5 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--boards", nargs="+", choices=sorted(BOARDS), default=sorted(BOARDS))
     p.add_argument("--write", metavar="FILE", help="update this Markdown file's section")
     p.add_argument("--json", metavar="FILE")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=run)

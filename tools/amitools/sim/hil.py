@@ -37,7 +37,9 @@ from ami.commands import envelope as E
 from ami.ports.framing import slip_encode
 from ami.relay import STATE_NAMES
 
+from amitools.cliargs import UsageError, check_output, positive_int, probability
 from amitools.office.provision import DeviceKit, provision
+from amitools.outputs import write_result
 from amitools.scenarios.demo import summary, verdict
 from amitools.sim.fleet import T0_MS, DemoOptions, Fleet, run_fleet
 from amitools.sim.mpnode import MicroPythonMeter, NodeClient
@@ -391,6 +393,9 @@ def run_hil(opts: HilOptions, port_meter: PortMeter | None = None) -> dict[str, 
 
 def main(args: argparse.Namespace) -> int:
     """Entry point of `ami hil`."""
+    if args.power_cuts and not args.qemu:
+        raise UsageError("--power-cuts needs an emulated board (--qemu)")
+    check_output("--json", args.json, args.force)
     port_meter = None
     if args.qemu:
         from amitools.boards import qemu
@@ -406,9 +411,6 @@ def main(args: argparse.Namespace) -> int:
                 "from ami.board import config\nprint(config.detect())\n").strip()
     else:
         target = "unix"
-    if args.power_cuts and not args.qemu:
-        print("--power-cuts needs an emulated board (--qemu)")
-        return 2
     opts = HilOptions(target=target, meters=args.meters, seed=args.seed, loss=args.loss,
                       hours=args.hours, power_cuts=args.power_cuts)
     report = run_hil(opts, port_meter)
@@ -426,7 +428,7 @@ def main(args: argparse.Namespace) -> int:
             print("  " + v)
         problems += [f"power cuts: {v}" for v in pc["violations"]]
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_result(args.json, json.dumps(report, indent=2) + "\n")
     print("RESULT:", "PASS" if not problems else "FAIL: " + "; ".join(problems))
     return 1 if problems else 0
 
@@ -441,11 +443,13 @@ def add_parser(sub: Any) -> None:
     where.add_argument("--unix", action="store_true", help="the MicroPython unix port")
     p.add_argument("--profile", default="",
                    help="board profile of a --port board (default: what the board detects)")
-    p.add_argument("--meters", type=int, default=4, help="fleet size, the board included")
+    p.add_argument("--meters", type=positive_int, default=4,
+                   help="fleet size, the board included")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--loss", type=float, default=0.05, help="radio frame loss per link")
-    p.add_argument("--hours", type=int, default=6, help="simulated reporting time")
-    p.add_argument("--power-cuts", type=float, default=0.0, metavar="RATE",
+    p.add_argument("--loss", type=probability, default=0.05, help="radio frame loss per link")
+    p.add_argument("--hours", type=positive_int, default=6, help="simulated reporting time")
+    p.add_argument("--power-cuts", type=probability, default=0.0, metavar="RATE",
                    help="with --qemu: cut the power during this share of the requests")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--force", action="store_true", help="replace an existing --json file")
     p.set_defaults(func=main)

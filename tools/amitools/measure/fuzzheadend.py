@@ -57,8 +57,8 @@ class HeadEndTarget:
         self.now = medium.now
         self.fcnt = FIRST_FCNT
 
-    def uplink_session(self) -> Session:
-        """The session whose keys mode 2 seals with."""
+    def uplink_session(self) -> Session | None:
+        """The session whose keys mode 2 seals with (None once the head end dropped it)."""
         return self.dev.session
 
     def seeds(self) -> list[bytes]:
@@ -100,8 +100,13 @@ class HeadEndTarget:
         if mode >= 2:
             if not body:
                 return
-            self.fcnt += 1
             s = self.uplink_session()
+            if s is None:
+                # An authenticated STATUS exhausted the downlink counters: the head end
+                # dropped the session (the device must rejoin). Start again from a join.
+                self.__init__()  # type: ignore[misc]
+                s = self.uplink_session()
+            self.fcnt += 1
             wire = frame.seal(s.k_up, frame.DATA, self.eui, self.he.address, frame.KEY_SESSION,
                               s.key_gen, self.fcnt, body[:MAX_PLAINTEXT])
             self._check(self._call(self.he.receive, wire, self.now))

@@ -12,7 +12,7 @@ MPY_OUT := build/mpy
 MPY_TESTS := build/mpytests
 VECTORS := build/vectors
 FW_TESTS := host_tests/fw
-# The unix-port runs: every firmware test module in a fresh process with a 320K heap, and
+# The unix-port runs: every firmware test module in a fresh process with a 384K heap, and
 # the crypto alone within 64K, a board's budget. Test modules are compiled too, as a board's
 # test image would be: compiling a big module on the device fragments the heap it tests.
 MP_ENV = MICROPYPATH=$(MPY_OUT):$(MPY_TESTS):.frozen AMI_VECTORS=$(VECTORS) AMI_TMP=build/tmp
@@ -61,7 +61,7 @@ test-cpython: $(STAMP)
 test-micropython: $(STAMP) check-micropython mpy mpy-tests vectors
 	@mkdir -p build/tmp
 	$(MP_ENV) $(MICROPYTHON) -X heapsize=64K host_tests/mprun.py $(FW_TESTS) test_board_budget
-	$(MP_ENV) $(BIN)/python host_tests/mprun_all.py $(MICROPYTHON) 320K $(FW_TESTS)
+	$(MP_ENV) $(BIN)/python host_tests/mprun_all.py $(MICROPYTHON) 384K $(FW_TESTS)
 
 # Emulated Cortex-M boards: MicroPython's qemu port for MPS2-AN385 and MPS2-AN500, built with
 # cryptolib and littlefs from MICROPYTHON_SRC (default: ../shared/vendor/micropython-src.tar.gz

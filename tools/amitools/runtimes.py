@@ -68,7 +68,10 @@ def compile_firmware() -> Path | None:
     for src in sorted((FIRMWARE / "ami").rglob("*.py")):
         dst = tmp / src.relative_to(FIRMWARE).with_suffix(".mpy")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([tool, "-o", str(dst), str(src)], check=True)
+        # The source's name goes into the .mpy as an interned string on the board's heap:
+        # the same short relative name `make mpy` gives, not an absolute path.
+        subprocess.run([tool, "-o", str(dst.resolve()), str(src.relative_to(FIRMWARE.parent))],
+                       check=True, cwd=FIRMWARE.parent)
     old = out.with_name(f"mpy.old{os.getpid()}")
     if out.exists():
         out.rename(old)

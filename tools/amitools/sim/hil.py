@@ -413,7 +413,15 @@ def main(args: argparse.Namespace) -> int:
         target = "unix"
     opts = HilOptions(target=target, meters=args.meters, seed=args.seed, loss=args.loss,
                       hours=args.hours, power_cuts=args.power_cuts)
-    report = run_hil(opts, port_meter)
+    try:
+        report = run_hil(opts, port_meter)
+    finally:
+        if args.qemu:
+            from amitools.boards import qemu
+
+            # Whatever path a boot took (a power cycle cut short, a failed provisioning),
+            # no emulator outlives the command.
+            qemu.kill_all()
     print(summary(report))
     b = report["board"]
     print(f"board ({b['target']}): {b['state']}, relay {b['relay']}, executed "

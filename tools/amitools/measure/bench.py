@@ -606,6 +606,18 @@ def write_section(path: Path, body: str, begin: str = BEGIN, end_marker: str = E
     path.write_text(text, encoding="utf-8")
 
 
+def publish(text: str, report: dict[str, Any], md: str | None, out_json: str | None,
+            begin: str, end: str) -> None:
+    """A measurement command's outputs: the text (on stderr when the JSON goes to stdout),
+    its section of the Markdown file, and the report as JSON."""
+    with human_output(out_json):
+        print(text)
+    if md:
+        write_section(Path(md), text, begin, end)
+    if out_json:
+        write_result(out_json, json.dumps(report, indent=2) + "\n")
+
+
 # ---------------------------------------------------------------- the command
 
 

@@ -28,8 +28,7 @@ from amitools.boards import qemu
 from amitools.boards.build import BOARDS, Variant, build
 from amitools.boards.romfs import build_image, stage
 from amitools.cliargs import check_output
-from amitools.measure.bench import write_section
-from amitools.outputs import write_result
+from amitools.measure.bench import publish
 from amitools.runtimes import compile_firmware, compiled_firmware, micropython_binary
 from amitools.sim.nodedir import provisioned_node
 
@@ -221,12 +220,7 @@ def run(args: argparse.Namespace) -> int:
     image = bench_image()
     report = {"unix": unix_figures(),
               "boards": {k: board_figures(k, image) for k in args.boards}}
-    text = render(report)
-    print(text)
-    if args.write:
-        write_section(Path(args.write), text, BEGIN, END)
-    if args.json:
-        write_result(args.json, json.dumps(report, indent=2) + "\n")
+    publish(render(report), report, args.write, args.json, BEGIN, END)
     return 0
 
 

@@ -31,9 +31,8 @@ from amitools import FIRMWARE
 from amitools.cliargs import check_output, non_negative_int, positive_int
 from amitools.headend import HeadEnd, Registry
 from amitools.headend.node import Device, Session
-from amitools.measure.bench import write_section
+from amitools.measure.bench import publish
 from amitools.office.provision import device_eui, provision
-from amitools.outputs import human_output, write_result
 from amitools.progress import note
 from amitools.runtimes import micropython_binary, run_micropython
 from amitools.sim.nodedir import provisioned_node
@@ -272,13 +271,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fleet:
         note(f"ami linkbench: a fleet of {args.fleet} meters...")
         result["fleet"] = fleet(args.fleet)
-    text = render(result)
-    with human_output(args.json):
-        print(text)
-    if args.write:
-        write_section(Path(args.write), text, BEGIN, END)
-    if args.json:
-        write_result(args.json, json.dumps(result, indent=2) + "\n")
+    publish(render(result), result, args.write, args.json, BEGIN, END)
     return 0
 
 

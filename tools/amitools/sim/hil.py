@@ -417,8 +417,6 @@ def main(args: argparse.Namespace) -> int:
         report = run_hil(opts, port_meter)
     finally:
         if args.qemu:
-            from amitools.boards import qemu
-
             # Whatever path a boot took (a power cycle cut short, a failed provisioning),
             # no emulator outlives the command.
             qemu.kill_all()
